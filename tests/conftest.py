@@ -1,0 +1,259 @@
+"""Fixtures: every test gets a fresh app on an empty, migrated database.
+
+By default the database is a SQLite file in a temporary folder. With
+``TEST_DATABASE_URL=postgresql://...`` or ``mysql+pymysql://...`` the same suite runs on a
+throw-away database created on that server for this run and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, delete, event, select, text
+from sqlalchemy.engine import make_url
+
+from webapp import create_app
+from webapp import runs as runs_service
+from webapp.auth import api_keys, tokens
+from webapp.extensions import db
+from webapp.models import ApiKey, DagRun, TaskInstance, TaskState
+
+SECRET_KEY = "test-secret-" + "x" * 40
+
+# The suite must not pick up a developer's own configuration.
+for _name in [name for name in os.environ if name.upper().startswith("TASKSTORE_")]:
+    del os.environ[_name]
+
+
+@contextlib.contextmanager
+def throwaway_database(server_url: str):
+    """Create a database of its own on the given server; drop it afterwards."""
+    url = make_url(server_url)
+    name = f"taskstore_test_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    backend = url.get_backend_name()
+    with admin.connect() as connection:
+        if backend == "postgresql":
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        else:
+            connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            if backend == "postgresql":
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            else:
+                connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "taskstore.db")
+        return
+    with throwaway_database(server_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def instance_path(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("instance")
+
+
+def settings_for(database_url: str) -> dict:
+    return {"database_url": database_url, "secret_key": SECRET_KEY}
+
+
+@pytest.fixture(scope="session")
+def migrated_database(database_url, instance_path):
+    """The schema comes from the migrations, as in production (never create_all)."""
+    from flask_migrate import upgrade
+
+    app = create_app(settings_for(database_url), instance_path=str(instance_path))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return database_url
+
+
+@pytest.fixture
+def make_app(migrated_database, instance_path):
+    """Build an app with extra settings; every app made is torn down with the test."""
+    made = []
+
+    def _make(**overrides):
+        app = create_app({**settings_for(migrated_database), **overrides}, instance_path=str(instance_path))
+        app.config["TESTING"] = True
+        made.append(app)
+        return app
+
+    yield _make
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    cleanup = create_app(settings_for(migrated_database), instance_path=str(instance_path))
+    with cleanup.app_context():
+        for model in (TaskState, TaskInstance, DagRun, ApiKey):
+            db.session.execute(delete(model))
+        db.session.commit()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_run(app):
+    """Create a DAG run; returns {task_id or (task_id, map_index): ti_id}."""
+
+    def _make(dag_id="dag", run_id="run_1", tasks=(("task", None),)):
+        with app.app_context():
+            specs = [runs_service.TaskSpec(task_id, indexes) for task_id, indexes in tasks]
+            _run, instances = runs_service.create_dag_run(dag_id, run_id, specs)
+            db.session.commit()
+            found = {}
+            for ti in instances:
+                found[(ti.task_id, ti.map_index)] = str(ti.id)
+                if ti.map_index == -1:
+                    found[ti.task_id] = str(ti.id)
+            return found
+
+    return _make
+
+
+@pytest.fixture
+def ti_id(make_run) -> str:
+    return make_run()["task"]
+
+
+@pytest.fixture
+def worker_auth(app):
+    """Authorization headers for a worker token of the given TI."""
+
+    def _headers(for_ti: str) -> dict[str, str]:
+        with app.app_context():
+            token, _ = tokens.issue(for_ti)
+        return {"Authorization": f"Bearer {token}"}
+
+    return _headers
+
+
+@pytest.fixture
+def admin_auth(app):
+    """Authorization headers for a fresh admin API key (or another role)."""
+
+    def _headers(role: str = "admin") -> dict[str, str]:
+        with app.app_context():
+            _record, key = api_keys.create(f"test-{role}-{secrets.token_hex(3)}", role)
+            db.session.commit()
+        return {"Authorization": f"Bearer {key}"}
+
+    return _headers
+
+
+@pytest.fixture
+def stored_rows(app):
+    """All task_state rows, read straight from the table."""
+
+    def _rows():
+        with app.app_context():
+            return db.session.execute(
+                select(TaskState.task_id, TaskState.map_index, TaskState.key, TaskState.value,
+                       TaskState.expires_at, TaskState.version).order_by(TaskState.id)
+            ).all()
+
+    return _rows
+
+
+@pytest.fixture
+def sql_statements(app):
+    """Count the SQL statements the app sends while the block runs."""
+
+    @contextlib.contextmanager
+    def _count():
+        statements: list[str] = []
+
+        def record(_conn, _cursor, statement, *_args):
+            statements.append(statement)
+
+        with app.app_context():
+            engine = db.engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    return _count
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(migrated_database, tmp_path_factory):
+    """The service as users run it: ``taskstore serve`` (gunicorn) in its own process."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "TASKSTORE_DATABASE_URL": migrated_database,
+        "TASKSTORE_SECRET_KEY": SECRET_KEY,
+        "TASKSTORE_INSTANCE_PATH": str(tmp_path_factory.mktemp("server-instance")),
+    }
+    log = tmp_path_factory.mktemp("server-log") / "server.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "webapp", "serve", "--port", str(port), "--workers", "2", "--threads", "4"],
+            env=env, stdout=output, stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(base_url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("server did not start:\n" + log.read_text())
+        time.sleep(0.2)
+    yield base_url
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,73 @@
+"""Task Store: a persistent key/value store per workflow task instance."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from .config import ENV_PREFIX, Settings, load_settings, require_secret_key
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
+
+
+def _asset_folder(name: str) -> str:
+    # In a checkout they sit beside the package; an installed wheel carries them inside it.
+    beside = PACKAGE_DIR.parent / name
+    return str(beside if beside.is_dir() else PACKAGE_DIR / name)
+
+
+def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | None = None) -> Flask:
+    """Build the app. ``overrides`` are settings (as in ``Settings``) that win over every
+    other source; tests and ``serve --demo`` use them."""
+    app = Flask(
+        __name__,
+        instance_path=instance_path or str(instance_folder()),
+        template_folder=_asset_folder("templates"),
+        static_folder=_asset_folder("static"),
+    )
+    settings = load_settings(app.instance_path, overrides)
+    app.config.update(
+        TASKSTORE=settings,
+        SECRET_KEY=require_secret_key(settings),
+        SQLALCHEMY_DATABASE_URI=database_url(settings, app.instance_path),
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+
+    from . import database, errorhandlers
+    from .api import admin, health, worker
+    from .cli import register_commands
+    from .extensions import db, migrate
+
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = database.engine_options(settings, app.config["SQLALCHEMY_DATABASE_URI"])
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    with app.app_context():
+        database.configure_engine(db.engine, settings)
+
+    app.register_blueprint(worker.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(health.bp)
+    errorhandlers.register(app)
+    register_commands(app)
+    return app
+
+
+def instance_folder() -> Path:
+    """Where the default SQLite file, the demo secret and ``taskstore.toml`` live."""
+    configured = os.environ.get(f"{ENV_PREFIX}INSTANCE_PATH")
+    return Path(configured) if configured else Path(Flask(__name__).instance_path)
+
+
+def database_url(settings: Settings, instance_path: str) -> str:
+    if settings.database_url:
+        return settings.database_url
+    os.makedirs(instance_path, exist_ok=True)
+    return "sqlite:///" + os.path.join(instance_path, "taskstore.db")

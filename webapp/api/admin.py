@@ -1,0 +1,188 @@
+"""The admin API under ``/api/v2``, shaped like Airflow's public REST API: DAG runs and task
+instances for a scheduler, worker tokens, and listings. Callers present an admin API key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, g, request
+
+from .. import runs, store
+from ..auth import api_keys, tokens
+from ..errors import Forbidden, InvalidInput, Unauthenticated
+from ..models import DagRun, TaskInstance
+from ..transactions import committed
+from .responses import no_content
+from .worker import bearer_token
+
+bp = Blueprint("admin", __name__, url_prefix="/api/v2")
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+ROLE_RANK = {role: rank for rank, role in enumerate(api_keys.ROLES)}
+
+
+@bp.before_request
+def authenticate() -> None:
+    key = bearer_token()
+    record = api_keys.authenticate(key)
+    if record is None:
+        hint = " (worker tokens are not accepted here)" if key.count(".") == 2 else ""
+        raise Unauthenticated(f"Invalid API key{hint}")
+    g.api_key = record
+
+
+def require_role(role: str) -> None:
+    if ROLE_RANK[g.api_key.role] < ROLE_RANK[role]:
+        raise Forbidden(f"This needs the {role} role; the API key {g.api_key.name!r} has {g.api_key.role}")
+
+
+def json_object() -> dict[str, Any]:
+    body = store.parse_json(request.get_data(cache=False))
+    if not isinstance(body, dict):
+        raise InvalidInput("body", "must be a JSON object")
+    return body
+
+
+def only_fields(body: dict, allowed: tuple[str, ...]) -> None:
+    for name in body:
+        if name not in allowed:
+            raise InvalidInput(name, f"is not a field of this body (allowed: {', '.join(allowed)})")
+
+
+def int_arg(name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(name, f"must be an integer, not {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        limit = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise InvalidInput(name, f"must be {limit}")
+    return value
+
+
+def paging() -> tuple[int, int]:
+    return int_arg("limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE), int_arg("offset", 0, 0)
+
+
+def iso(value) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def dag_run_json(run: DagRun) -> dict[str, Any]:
+    return {
+        "dag_id": run.dag_id, "dag_run_id": run.run_id, "state": run.state,
+        "logical_date": iso(run.logical_date), "start_date": iso(run.start_date), "end_date": iso(run.end_date),
+    }
+
+
+def task_instance_json(ti: TaskInstance) -> dict[str, Any]:
+    return {
+        "id": str(ti.id), "dag_id": ti.dag_id, "dag_run_id": ti.run_id, "task_id": ti.task_id,
+        "map_index": ti.map_index, "state": ti.state, "try_number": ti.try_number,
+        "start_date": iso(ti.start_date), "end_date": iso(ti.end_date),
+    }
+
+
+def task_specs(raw: Any) -> list[runs.TaskSpec]:
+    if not isinstance(raw, list):
+        raise InvalidInput("tasks", "must be a list of {\"task_id\": ..., \"map_indexes\": [...]}")
+    specs = []
+    for position, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise InvalidInput(f"tasks[{position}]", "must be an object")
+        unexpected = set(item) - {"task_id", "map_indexes"}
+        if unexpected:
+            raise InvalidInput(f"tasks[{position}].{sorted(unexpected)[0]}", "is not a field of a task")
+        indexes = item.get("map_indexes")
+        if indexes is not None and (
+            not isinstance(indexes, list) or not all(type(i) is int for i in indexes)
+        ):
+            raise InvalidInput(f"tasks[{position}].map_indexes", "must be a list of integers")
+        specs.append(runs.TaskSpec(item.get("task_id"), indexes))
+    return specs
+
+
+# --- DAGs and runs --------------------------------------------------------------------------
+
+
+@bp.get("/dags")
+def list_dags():
+    page = runs.list_dags(*paging())
+    return {"dags": page.items, "total_entries": page.total}
+
+
+@bp.get("/dags/<dag_id>/dagRuns")
+def list_dag_runs(dag_id: str):
+    limit, offset = paging()
+    page = runs.list_dag_runs(dag_id, limit, offset, state=request.args.get("state"))
+    return {"dag_runs": [dag_run_json(run) for run in page.items], "total_entries": page.total}
+
+
+@bp.post("/dags/<dag_id>/dagRuns")
+def create_dag_run(dag_id: str):
+    require_role("admin")
+    body = json_object()
+    only_fields(body, ("dag_run_id", "logical_date", "tasks"))
+    specs = task_specs(body.get("tasks", []))
+    logical_date = store.parse_timestamp(body.get("logical_date"), "logical_date")
+    run, instances = committed(
+        lambda: runs.create_dag_run(dag_id, body.get("dag_run_id"), specs, logical_date)
+    )
+    return {**dag_run_json(run), "task_instances": [task_instance_json(ti) for ti in instances]}, 201
+
+
+@bp.get("/dags/<dag_id>/dagRuns/<run_id>")
+def get_dag_run(dag_id: str, run_id: str):
+    return dag_run_json(runs.get_dag_run(dag_id, run_id))
+
+
+@bp.delete("/dags/<dag_id>/dagRuns/<run_id>")
+def delete_dag_run(dag_id: str, run_id: str):
+    require_role("admin")
+    committed(lambda: runs.delete_dag_run(dag_id, run_id))
+    return no_content()
+
+
+# --- task instances -------------------------------------------------------------------------
+
+
+@bp.get("/dags/<dag_id>/dagRuns/<run_id>/taskInstances")
+def list_task_instances(dag_id: str, run_id: str):
+    page = runs.list_task_instances(dag_id, run_id, *paging())
+    return {"task_instances": [task_instance_json(ti) for ti in page.items], "total_entries": page.total}
+
+
+@bp.get("/dags/<dag_id>/dagRuns/<run_id>/taskInstances/<task_id>")
+def get_task_instance(dag_id: str, run_id: str, task_id: str):
+    map_index = int_arg("map_index", -1, -1)
+    return task_instance_json(runs.get_task_instance(dag_id, run_id, task_id, map_index))
+
+
+@bp.patch("/dags/<dag_id>/dagRuns/<run_id>/taskInstances/<task_id>")
+def set_task_instance_state(dag_id: str, run_id: str, task_id: str):
+    require_role("admin")
+    map_index = int_arg("map_index", -1, -1)
+    body = json_object()
+    only_fields(body, ("state",))
+    if "state" not in body:
+        raise InvalidInput("state", "is required")
+    state = runs.parse_state(body["state"])
+    clear_on_success = current_app.config["TASKSTORE"].clear_on_success
+
+    def change():
+        ti = runs.get_task_instance(dag_id, run_id, task_id, map_index)
+        return runs.set_state(ti, state, clear_on_success=clear_on_success)
+
+    return task_instance_json(committed(change))
+
+
+@bp.post("/taskInstances/<ti_id>/token")
+def issue_token(ti_id: str):
+    require_role("admin")
+    ti = runs.get_task_instance_by_id(store.parse_ti_id(ti_id))
+    token, expires_at = tokens.issue(ti.id)
+    return {"token": token, "expires_at": iso(expires_at)}

@@ -1,0 +1,90 @@
+"""The worker API under ``/execution``: wire-compatible with Airflow's execution API
+task-state-store routes, so Airflow's Task SDK client works against it unchanged."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, current_app, g, request
+
+from .. import store
+from ..auth import tokens
+from ..errors import Forbidden, InvalidInput, Unauthenticated
+from ..transactions import committed
+from .responses import no_content
+
+bp = Blueprint("worker", __name__, url_prefix="/execution")
+
+
+def bearer_token() -> str:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise Unauthenticated("Missing auth token: send Authorization: Bearer <token>")
+    return credentials.strip()
+
+
+def authorized_task_instance(raw_ti_id: str) -> store.TaskInstanceScope:
+    """401 for a bad token, 403 for another TI's token, 404 for an unknown TI; in that order,
+    so nothing is read or written for a caller who may not."""
+    try:
+        token = tokens.verify(bearer_token())
+    except tokens.TokenInvalid as exc:
+        raise Unauthenticated(f"Invalid auth token: {exc}") from None
+    g.worker_token = token
+    try:
+        ti_id = uuid.UUID(raw_ti_id)
+        allowed = ti_id == uuid.UUID(token.ti_id)
+    except ValueError:
+        allowed = False
+    if not allowed:
+        raise Forbidden("Token subject does not match task instance ID")
+    return store.find_task_instance(ti_id)
+
+
+@bp.after_request
+def refresh_token(response: Response) -> Response:
+    token = g.get("worker_token")
+    if token is not None and response.status_code < 500 and token.needs_refresh(datetime.now(UTC)):
+        fresh, _ = tokens.issue(token.ti_id)
+        response.headers["Refreshed-API-Token"] = fresh
+    return response
+
+
+@bp.get("/store/ti/<ti_id>/<path:key>")
+def get_key(ti_id: str, key: str):
+    scope = authorized_task_instance(ti_id)
+    value_json = store.read_value_json(scope, store.validate_key(key))
+    # The stored text goes out as written: no decode and re-encode, so 3 stays 3 and 3.0 stays 3.0.
+    return Response('{"value":' + value_json + "}", mimetype="application/json")
+
+
+@bp.put("/store/ti/<ti_id>/<path:key>")
+def put_key(ti_id: str, key: str):
+    scope = authorized_task_instance(ti_id)
+    key = store.validate_key(key)
+    encoded, expires_at = store.parse_worker_put_body(request.get_data(cache=False))
+    store.warn_if_oversized(scope, key, encoded, current_app.config["TASKSTORE"].max_value_bytes)
+    committed(lambda: store.write(scope, key, encoded, expires_at))
+    return no_content()
+
+
+@bp.delete("/store/ti/<ti_id>/<path:key>")
+def delete_key(ti_id: str, key: str):
+    scope = authorized_task_instance(ti_id)
+    key = store.validate_key(key)
+    committed(lambda: store.delete_key(scope, key))
+    return no_content()
+
+
+@bp.delete("/store/ti/<ti_id>")
+def clear(ti_id: str):
+    scope = authorized_task_instance(ti_id)
+    committed(lambda: store.clear(scope))
+    return no_content()
+
+
+@bp.route("/store/ti/<ti_id>/", methods=["GET", "PUT", "DELETE"])
+def empty_key(ti_id: str):
+    authorized_task_instance(ti_id)
+    raise InvalidInput("key", "must not be empty")

@@ -1,0 +1,1 @@
+"""Who may call what: worker tokens (one task instance each) and admin API keys."""

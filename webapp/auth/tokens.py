@@ -1,0 +1,63 @@
+"""Worker tokens: short-lived JWTs (HS256, the app's secret key) naming one task instance
+in ``sub``. Shaped like Airflow's execution-API tokens so the same client code works."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from flask import current_app
+
+ALGORITHM = "HS256"
+AUDIENCE = "urn:airflow.apache.org:task"
+SCOPE = "execution"
+LEEWAY_SECONDS = 10
+# A response carries a fresh token once less than this share of the lifetime is left.
+REFRESH_WHEN_REMAINING = 0.2
+
+
+class TokenInvalid(Exception):
+    """Missing, malformed, badly signed or expired: the caller is not authenticated."""
+
+
+@dataclass(frozen=True)
+class WorkerToken:
+    ti_id: str
+    issued_at: datetime
+    expires_at: datetime
+
+    def needs_refresh(self, now: datetime) -> bool:
+        lifetime = self.expires_at - self.issued_at
+        return self.expires_at - now < lifetime * REFRESH_WHEN_REMAINING
+
+
+def issue(ti_id: uuid.UUID | str, now: datetime | None = None) -> tuple[str, datetime]:
+    now = now or datetime.now(UTC)
+    expires_at = now + timedelta(seconds=current_app.config["TASKSTORE"].token_lifetime_seconds)
+    claims = {"sub": str(ti_id), "aud": AUDIENCE, "scope": SCOPE, "iat": now, "nbf": now, "exp": expires_at}
+    return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=ALGORITHM), expires_at
+
+
+def verify(token: str) -> WorkerToken:
+    try:
+        claims = jwt.decode(
+            token,
+            current_app.config["SECRET_KEY"],
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["sub", "exp", "iat", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenInvalid("token has expired") from None
+    except jwt.InvalidTokenError as exc:
+        raise TokenInvalid(f"invalid token ({exc})") from None
+    if claims.get("scope") != SCOPE:
+        raise TokenInvalid("not a task-store worker token")
+    return WorkerToken(
+        ti_id=str(claims["sub"]).lower(),
+        issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+    )

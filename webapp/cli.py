@@ -1,0 +1,190 @@
+"""The ``taskstore`` command: a Flask CLI group with the app's own commands."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from flask_migrate.cli import db as db_group
+
+from . import store
+from .extensions import db
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(api_keys_group)
+    app.cli.add_command(token_command)
+    app.cli.add_command(clean_command)
+    app.cli.add_command(demo_data_command)
+
+
+@click.group("api-keys", help="Manage admin API keys.")
+def api_keys_group() -> None:
+    pass
+
+
+@api_keys_group.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "editor", "admin"]), default="admin", show_default=True)
+@with_appcontext
+def create_api_key(name: str, role: str) -> None:
+    """Create an admin API key; the key is printed once, alone on the last line."""
+    from .auth import api_keys
+
+    record, key = api_keys.create(name, role)
+    db.session.commit()
+    click.echo(f"Created API key {record.name!r} with role {record.role}. Store it now; it is not shown again:")
+    click.echo(key)
+
+
+@click.command("token")
+@click.argument("ti_id")
+@with_appcontext
+def token_command(ti_id: str) -> None:
+    """Issue a worker token for a task instance; the token is alone on the last line."""
+    from . import runs
+    from .auth import tokens
+
+    try:
+        ti = runs.get_task_instance_by_id(store.parse_ti_id(ti_id))
+    except Exception as exc:  # NotFound: say it like a CLI, not a traceback
+        raise click.ClickException(str(exc)) from None
+    token, expires_at = tokens.issue(ti.id)
+    click.echo(f"Token for {ti.dag_id}/{ti.run_id}/{ti.task_id}[{ti.map_index}], valid until {expires_at.isoformat()}:")
+    click.echo(token)
+
+
+@click.command("clean")
+@click.option("--dry-run", is_flag=True, help="List the expired keys instead of deleting them.")
+@with_appcontext
+def clean_command(dry_run: bool) -> None:
+    """Delete keys whose expiry has passed, in batches of cleanup_batch_size."""
+    if dry_run:
+        count = 0
+        for row in store.list_expired():
+            count += 1
+            click.echo(
+                f"{row.dag_id}\t{row.run_id}\t{row.task_id}\t{row.map_index}\t{row.key}\t{row.expires_at.isoformat()}"
+            )
+        click.echo(f"{count} expired keys would be deleted")
+        return
+    batch_size = current_app.config["TASKSTORE"].cleanup_batch_size
+    total = batches = 0
+    for deleted in store.delete_expired(batch_size=batch_size):
+        total += deleted
+        batches += 1
+    click.echo(f"Deleted {total} expired keys in {batches} batches of at most {batch_size}")
+
+
+@click.command("demo-data")
+@with_appcontext
+def demo_data_command() -> None:
+    """Load realistic demo data: several DAGs, runs in different states, mapped tasks, retries."""
+    from . import demo
+
+    created = demo.load()
+    click.echo(f"Loaded {created.runs} DAG runs, {created.task_instances} task instances, {created.keys} keys")
+
+
+def _demo_overrides(instance_path: Path) -> dict:
+    """Demo mode: a SQLite file and a generated secret key in the instance folder, so
+    nothing has to be configured and restarts keep the data and the tokens valid."""
+    instance_path.mkdir(parents=True, exist_ok=True)
+    secret_file = instance_path / "demo-secret-key"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(48))
+        secret_file.chmod(0o600)
+    return {
+        "database_url": "sqlite:///" + str(instance_path / "taskstore-demo.db"),
+        "secret_key": secret_file.read_text().strip(),
+    }
+
+
+def _prepare_demo(app: Flask, instance_path: Path, base_url: str) -> None:
+    from flask_migrate import upgrade
+
+    from . import demo, runs
+    from .auth import api_keys
+
+    with app.app_context():
+        upgrade()
+        if not runs.list_dags(limit=1, offset=0).total:
+            demo.load()
+        key_file = instance_path / "demo-api-key"
+        if not key_file.exists():
+            _record, key = api_keys.create("demo", "admin")
+            db.session.commit()
+            key_file.write_text(key)
+            key_file.chmod(0o600)
+        key = key_file.read_text().strip()
+        db.session.remove()
+        db.engine.dispose()
+    click.echo(f"Task Store demo on {base_url}/ (SQLite: {instance_path / 'taskstore-demo.db'})")
+    click.echo(f"Admin API key: {key}")
+    click.echo(f"Try: curl -H 'Authorization: Bearer {key}' {base_url}/api/v2/dags")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="Processes.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1), help="Threads per process.")
+@click.option("--demo", is_flag=True, help="Use a SQLite file in the instance folder, load demo data if empty.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True)
+def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, access_log: bool) -> None:
+    """Serve the app with gunicorn (a production WSGI server)."""
+    from gunicorn.app.base import BaseApplication
+
+    from . import create_app, instance_folder
+    from .config import ConfigError
+
+    base_url = f"http://{host}:{port}"
+    try:
+        overrides = _demo_overrides(instance_folder()) if demo else {}
+        app = create_app(overrides)
+        if demo:
+            _prepare_demo(app, instance_folder(), base_url)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    with app.app_context():
+        db.engine.dispose()  # no connection may cross the fork into the workers
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("accesslog", "-" if access_log else None)
+            self.cfg.set("timeout", 60)
+            self.cfg.set("keepalive", 5)
+
+        def load(self):
+            return create_app(overrides)
+
+    Server().run()
+
+
+@click.group(cls=FlaskGroup, create_app=lambda: _create_app_or_exit(), add_default_commands=False,
+             add_version_option=False, load_dotenv=False)
+def main() -> None:
+    """Task Store: a key/value store per workflow task instance."""
+
+
+def _create_app_or_exit() -> Flask:
+    from . import create_app
+    from .config import ConfigError
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
+main.add_command(serve_command)
+main.add_command(db_group)

@@ -1,0 +1,137 @@
+"""Settings: defaults, then a TOML file, then ``TASKSTORE_*`` environment variables, then
+explicit overrides (tests, ``serve --demo``). A bad value stops start-up naming the setting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+
+ENV_PREFIX = "TASKSTORE_"
+# Read before the settings exist, so they are not settings themselves.
+BOOTSTRAP_VARIABLES = {f"{ENV_PREFIX}CONFIG_FILE", f"{ENV_PREFIX}INSTANCE_PATH"}
+CONFIG_FILE_NAME = "taskstore.toml"
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or has a bad value; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", case_sensitive=False)
+
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL. Default: a SQLite file `taskstore.db` in the instance folder."
+    )
+    secret_key: SecretStr | None = Field(
+        None, description="Signs worker tokens and session cookies. Required (at least 32 characters)."
+    )
+    default_retention_days: int = Field(
+        30, ge=0, description="Expiry for keys written with the default retention; 0 = never expire."
+    )
+    clear_on_success: bool = Field(False, description="Clear a task instance's keys when it reaches success.")
+    max_value_bytes: int = Field(
+        65535, ge=0, description="Soft limit on a serialized value (admin API and UI refuse more); 0 = none."
+    )
+    max_request_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Hard limit on a request body; larger bodies get 413."
+    )
+    cleanup_batch_size: int = Field(1000, ge=1, le=100_000, description="Rows deleted per transaction by `clean`.")
+    token_lifetime_seconds: int = Field(600, ge=30, description="Lifetime of a worker token.")
+    db_pool_size: int = Field(5, ge=1, description="Connections kept open per process (not SQLite).")
+    db_max_overflow: int = Field(10, ge=0, description="Extra connections a process may open under load.")
+    db_pool_timeout_seconds: float = Field(
+        5.0, gt=0, description="Wait for a free pooled connection before answering 503."
+    )
+    db_connect_timeout_seconds: int = Field(
+        5, ge=1, description="Wait for a database connection before answering 503."
+    )
+    sqlite_busy_timeout_ms: int = Field(5000, ge=0, description="SQLite: wait for a lock before answering 503.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _url_parses(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL ({exc})") from None
+        return value
+
+
+def settings_documentation() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting, for the README and --help."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = "" if field.default is None else str(field.default)
+        rows.append((ENV_PREFIX + name.upper(), default, field.description or ""))
+    return rows
+
+
+def config_file_path(instance_path: str) -> Path | None:
+    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{ENV_PREFIX}CONFIG_FILE: {path} does not exist")
+        return path
+    default = Path(instance_path) / CONFIG_FILE_NAME
+    return default if default.is_file() else None
+
+
+def _reject_unknown_environment() -> None:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields} | BOOTSTRAP_VARIABLES
+    unknown = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: not a setting of Task Store (known: {', '.join(sorted(known))})")
+
+
+def load_settings(instance_path: str, overrides: dict[str, Any] | None = None) -> Settings:
+    """Layer the sources and validate; ConfigError names the first bad setting."""
+    _reject_unknown_environment()
+    toml_file = config_file_path(instance_path)
+
+    class LayeredSettings(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, **_unused):
+            sources = [init_settings, env_settings]
+            if toml_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+            return tuple(sources)
+
+    try:
+        return LayeredSettings(**(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        name = ENV_PREFIX + ".".join(str(part) for part in error["loc"]).upper()
+        shown = error.get("input")
+        if "secret" in name.lower():
+            shown = "***"
+        lines.append(f"{name}: {error['msg']} (got {shown!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def require_secret_key(settings: Settings) -> str:
+    if settings.secret_key is None:
+        raise ConfigError(
+            f"{ENV_PREFIX}SECRET_KEY: not set. Set it to a random string of at least "
+            f"{MIN_SECRET_KEY_LENGTH} characters (python -c 'import secrets; print(secrets.token_urlsafe(48))'), "
+            "or use `taskstore serve --demo` to try Task Store with a generated one."
+        )
+    secret = settings.secret_key.get_secret_value()
+    if len(secret) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"{ENV_PREFIX}SECRET_KEY: must be at least {MIN_SECRET_KEY_LENGTH} characters long")
+    return secret

@@ -1,0 +1,135 @@
+"""Tables (contract section 2). The schema itself is created by the migrations in
+``webapp/migrations``; these classes describe it for queries."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import db
+
+ID_LENGTH = 250
+KEY_LENGTH = 512
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in Python, naive UTC in every database.
+
+    One representation on SQLite, PostgreSQL and MariaDB means comparisons with a
+    Python-computed "now" mean the same everywhere, whatever the server's time zone.
+    MySQL's DATETIME drops fractions unless asked for microseconds."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+AutoIncrementBigInteger = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DagRun(db.Model):
+    __tablename__ = "dag_run"
+    __table_args__ = (
+        UniqueConstraint("dag_id", "run_id", name="dag_run_dag_id_run_id_uq"),
+        Index("dag_run_dag_id_state_idx", "dag_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dag_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    state: Mapped[str] = mapped_column(String(20))
+    logical_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    start_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TaskInstance(db.Model):
+    __tablename__ = "task_instance"
+    __table_args__ = (
+        UniqueConstraint("dag_id", "run_id", "task_id", "map_index", name="task_instance_ti_uq"),
+        Index("task_instance_dag_run_idx", "dag_run_id", "task_id", "map_index"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    dag_run_id: Mapped[int] = mapped_column(ForeignKey("dag_run.id", ondelete="CASCADE"))
+    dag_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    task_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    map_index: Mapped[int] = mapped_column(Integer, default=-1)
+    # NULL is Airflow's "none" state: not yet scheduled.
+    state: Mapped[str | None] = mapped_column(String(20))
+    try_number: Mapped[int] = mapped_column(Integer, default=0)
+    start_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class TaskState(db.Model):
+    """One stored key of one task instance: the store itself."""
+
+    __tablename__ = "task_state"
+    __table_args__ = (
+        UniqueConstraint("dag_run_id", "task_id", "map_index", "key", name="task_state_ti_key_uq"),
+        Index("task_state_expires_at_idx", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoIncrementBigInteger, primary_key=True)
+    dag_run_id: Mapped[int] = mapped_column(ForeignKey("dag_run.id", ondelete="CASCADE"))
+    dag_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    task_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    map_index: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    value: Mapped[str] = mapped_column(LongText)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiKey(db.Model):
+    """An admin API key. Only a SHA-256 digest is stored: the keys are 256-bit random
+    tokens, so a slow password hash would add latency without adding safety."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20), default="admin")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

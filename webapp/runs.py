@@ -1,0 +1,218 @@
+"""DAG runs and task instances: creation, state changes (retries, clear_on_success),
+deletion and the listings the admin API and UI show. Like ``store``, these functions leave
+the commit to the caller."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, distinct, func, select
+from sqlalchemy.exc import IntegrityError
+
+from . import store
+from .errors import Conflict, InvalidInput, NotFound
+from .extensions import db
+from .models import ID_LENGTH, DagRun, TaskInstance, TaskState, utcnow
+
+# Airflow's task instance states; None is Airflow's "none" (not yet scheduled).
+TI_STATES = (
+    "scheduled", "queued", "running", "success", "failed", "up_for_retry", "up_for_reschedule",
+    "upstream_failed", "skipped", "removed", "deferred", "restarting",
+)
+RUN_STATES = ("queued", "running", "success", "failed")
+FINISHED_STATES = {"success", "failed", "upstream_failed", "skipped", "removed"}
+FAILED_STATES = {"failed", "upstream_failed"}
+# Entering "running" from one of these starts a new try (a retry, a restart, a re-run).
+NEW_TRY_FROM = {"up_for_retry", "restarting"} | FINISHED_STATES
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    task_id: str
+    map_indexes: list[int] | None = None
+
+
+def validate_name(field: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(field, "must be a non-empty string")
+    if len(value) > ID_LENGTH:
+        raise InvalidInput(field, f"is {len(value)} characters long; the limit is {ID_LENGTH}")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise InvalidInput(field, "must not contain control characters")
+    return value
+
+
+def parse_state(raw: object) -> str | None:
+    if raw is None or raw == "none":
+        return None
+    if raw not in TI_STATES:
+        raise InvalidInput("state", f"must be one of none, {', '.join(TI_STATES)}")
+    return raw  # type: ignore[return-value]
+
+
+# --- lookups ------------------------------------------------------------------------------
+
+
+def get_dag_run(dag_id: str, run_id: str) -> DagRun:
+    run = db.session.execute(
+        select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+    ).scalar_one_or_none()
+    if run is None:
+        raise NotFound(f"DAG run {run_id!r} of DAG {dag_id!r} not found")
+    return run
+
+
+def get_task_instance(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> TaskInstance:
+    ti = db.session.execute(
+        select(TaskInstance).where(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id,
+            TaskInstance.task_id == task_id, TaskInstance.map_index == map_index,
+        )
+    ).scalar_one_or_none()
+    if ti is None:
+        raise NotFound(
+            f"Task instance {task_id!r} (map index {map_index}) of run {run_id!r} of DAG {dag_id!r} not found"
+        )
+    return ti
+
+
+def get_task_instance_by_id(ti_id: uuid.UUID) -> TaskInstance:
+    ti = db.session.get(TaskInstance, ti_id)
+    if ti is None:
+        raise NotFound(f"Task instance {ti_id} not found")
+    return ti
+
+
+# --- changes ------------------------------------------------------------------------------
+
+
+def create_dag_run(dag_id: str, run_id: str, tasks: list[TaskSpec],
+                   logical_date: datetime | None = None) -> tuple[DagRun, list[TaskInstance]]:
+    validate_name("dag_id", dag_id)
+    validate_name("dag_run_id", run_id)
+    seen: set[str] = set()
+    for spec in tasks:
+        validate_name("task_id", spec.task_id)
+        if spec.task_id in seen:
+            raise InvalidInput("tasks", f"task {spec.task_id!r} is listed twice")
+        seen.add(spec.task_id)
+        indexes = spec.map_indexes
+        if indexes is not None and (len(set(indexes)) != len(indexes) or any(i < 0 for i in indexes)):
+            raise InvalidInput("map_indexes", f"of task {spec.task_id!r} must be distinct integers >= 0")
+    if db.session.execute(
+        select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+    ).first():
+        raise Conflict(f"DAG run {run_id!r} of DAG {dag_id!r} already exists")
+
+    run = DagRun(dag_id=dag_id, run_id=run_id, state="queued", logical_date=logical_date)
+    db.session.add(run)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        raise Conflict(f"DAG run {run_id!r} of DAG {dag_id!r} already exists") from None
+    instances = [
+        TaskInstance(dag_run_id=run.id, dag_id=dag_id, run_id=run_id, task_id=spec.task_id,
+                     map_index=map_index, state=None, try_number=0)
+        for spec in tasks
+        for map_index in (spec.map_indexes if spec.map_indexes is not None else [-1])
+    ]
+    db.session.add_all(instances)
+    db.session.flush()
+    return run, instances
+
+
+def set_state(ti: TaskInstance, new_state: str | None, *, clear_on_success: bool) -> TaskInstance:
+    """Move a TI to a state. A new try keeps the TI's keys: that is what retries resume from."""
+    now = utcnow()
+    if new_state == "running" and ti.state != "running":
+        if ti.try_number == 0 or ti.state in NEW_TRY_FROM:
+            ti.try_number += 1
+        ti.start_date, ti.end_date = now, None
+    if new_state in FINISHED_STATES:
+        ti.end_date = now
+    ti.state = new_state
+    if new_state == "success" and clear_on_success:
+        store.clear(store.scope_of(ti))
+    db.session.flush()
+    _update_run_state(ti.dag_run_id, now)
+    return ti
+
+
+def _update_run_state(dag_run_id: int, now: datetime) -> None:
+    run = db.session.get(DagRun, dag_run_id)
+    states = db.session.execute(select(TaskInstance.state).where(TaskInstance.dag_run_id == dag_run_id)).scalars().all()
+    state = run_state(states)
+    if state != run.state:
+        run.state = state
+        if state == "running" and run.start_date is None:
+            run.start_date = now
+        run.end_date = now if state in ("success", "failed") else None
+
+
+def run_state(ti_states: list[str | None]) -> str:
+    if ti_states and all(state in FINISHED_STATES for state in ti_states):
+        return "failed" if any(state in FAILED_STATES for state in ti_states) else "success"
+    if any(state is not None for state in ti_states):
+        return "running"
+    return "queued"
+
+
+def delete_dag_run(dag_id: str, run_id: str) -> None:
+    """The run goes with its task instances and their keys (ON DELETE CASCADE)."""
+    run = get_dag_run(dag_id, run_id)
+    db.session.execute(delete(DagRun).where(DagRun.id == run.id))
+
+
+# --- listings -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list
+    total: int
+
+
+def list_dags(limit: int, offset: int) -> Page:
+    total = db.session.execute(select(func.count(distinct(DagRun.dag_id)))).scalar_one()
+    rows = db.session.execute(
+        select(DagRun.dag_id, func.count().label("run_count"))
+        .group_by(DagRun.dag_id).order_by(DagRun.dag_id).limit(limit).offset(offset)
+    ).all()
+    dag_ids = [row.dag_id for row in rows]
+    key_counts = dict(
+        db.session.execute(
+            select(TaskState.dag_id, func.count()).where(TaskState.dag_id.in_(dag_ids)).group_by(TaskState.dag_id)
+        ).all()
+    ) if dag_ids else {}
+    items = [
+        {"dag_id": row.dag_id, "dag_run_count": row.run_count, "key_count": key_counts.get(row.dag_id, 0)}
+        for row in rows
+    ]
+    return Page(items, total)
+
+
+def list_dag_runs(dag_id: str, limit: int, offset: int, state: str | None = None) -> Page:
+    conditions = [DagRun.dag_id == dag_id]
+    if state is not None:
+        if state not in RUN_STATES:
+            raise InvalidInput("state", f"must be one of {', '.join(RUN_STATES)}")
+        conditions.append(DagRun.state == state)
+    total = db.session.execute(select(func.count()).select_from(DagRun).where(*conditions)).scalar_one()
+    runs = db.session.execute(
+        select(DagRun).where(*conditions).order_by(DagRun.id.desc()).limit(limit).offset(offset)
+    ).scalars().all()
+    return Page(list(runs), total)
+
+
+def list_task_instances(dag_id: str, run_id: str, limit: int, offset: int) -> Page:
+    run = get_dag_run(dag_id, run_id)
+    condition = TaskInstance.dag_run_id == run.id
+    total = db.session.execute(select(func.count()).select_from(TaskInstance).where(condition)).scalar_one()
+    instances = db.session.execute(
+        select(TaskInstance).where(condition)
+        .order_by(TaskInstance.task_id, TaskInstance.map_index).limit(limit).offset(offset)
+    ).scalars().all()
+    return Page(list(instances), total)
