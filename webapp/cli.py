@@ -162,6 +162,9 @@ def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, 
             self.cfg.set("accesslog", "-" if access_log else None)
             self.cfg.set("timeout", 60)
             self.cfg.set("keepalive", 5)
+            if "control_socket_disable" in self.cfg.settings:
+                # One shared socket path per user would clash between servers on one host.
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return create_app(overrides)

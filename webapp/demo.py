@@ -72,7 +72,8 @@ def load(seed: int = 7) -> Loaded:
     loaded = Loaded()
     now = utcnow()
     for dag_id, tasks in DAGS.items():
-        for age, outcome in enumerate(RUN_OUTCOMES):
+        # Oldest first, so creation order matches logical dates.
+        for age, outcome in reversed(list(enumerate(RUN_OUTCOMES))):
             logical_date = (now - timedelta(days=age)).replace(hour=0, minute=0, second=0, microsecond=0)
             run_id = f"scheduled__{logical_date.isoformat()}"
             if db.session.execute(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).first():
