@@ -42,7 +42,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
     app.json.sort_keys = False
 
     from . import database, errorhandlers
-    from .api import admin, health, worker
+    from .api import admin, admin_store, health, worker  # noqa: F401  (admin_store adds routes to admin.bp)
     from .cli import register_commands
     from .extensions import db, migrate
 

@@ -47,3 +47,14 @@ class Unauthenticated(ServiceError):
 class Forbidden(ServiceError):
     status = 403
     reason = "forbidden"
+
+
+class PreconditionFailed(ServiceError):
+    """The key changed since the caller read it (If-Match / a stale edit form)."""
+
+    status = 412
+    reason = "precondition_failed"
+
+    def __init__(self, message: str, current=None):
+        super().__init__(message)
+        self.current = current

@@ -106,6 +106,7 @@ class TaskState(db.Model):
     __table_args__ = (
         UniqueConstraint("dag_run_id", "task_id", "map_index", "key", name="task_state_ti_key_uq"),
         Index("task_state_expires_at_idx", "expires_at"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(AutoIncrementBigInteger, primary_key=True)
@@ -132,4 +133,17 @@ class ApiKey(db.Model):
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(20), default="admin")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(db.Model):
+    """A person who logs in to the admin UI. Roles rank as ``auth.api_keys.ROLES``."""
+
+    __tablename__ = "app_user"  # "user" is a reserved word on PostgreSQL
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    # Werkzeug's scrypt hashes are about 160 characters; 255 leaves room for its next default.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), default="viewer")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -79,6 +79,18 @@ def get_task_instance(dag_id: str, run_id: str, task_id: str, map_index: int = -
     return ti
 
 
+def any_task_instance(dag_id: str, run_id: str, task_id: str) -> TaskInstance:
+    """Some map index of a task: the handle for operations on all of them."""
+    ti = db.session.execute(
+        select(TaskInstance).where(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id,
+        ).order_by(TaskInstance.map_index).limit(1)
+    ).scalar_one_or_none()
+    if ti is None:
+        raise NotFound(f"Task {task_id!r} of run {run_id!r} of DAG {dag_id!r} not found")
+    return ti
+
+
 def get_task_instance_by_id(ti_id: uuid.UUID) -> TaskInstance:
     ti = db.session.get(TaskInstance, ti_id)
     if ti is None:

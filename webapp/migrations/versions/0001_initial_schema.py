@@ -75,6 +75,8 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("expires_at", UTCDateTime()),
         sa.UniqueConstraint("dag_run_id", "task_id", "map_index", "key", name="task_state_ti_key_uq"),
+        # Never reuse a deleted row's id: ETags are (id, version), and a re-created key must not match.
+        sqlite_autoincrement=True,
         **options,
     )
     op.create_index("task_state_expires_at_idx", "task_state", ["expires_at"])

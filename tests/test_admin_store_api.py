@@ -1,0 +1,152 @@
+"""Admin API for stored keys: listing, editing with expiry choices, size limit, optimistic
+concurrency against worker writes, roles."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+BASE = "/api/v2/dags/dag/dagRuns/run_1/taskInstances/{task}/state-store"
+
+
+@pytest.fixture
+def mapped(make_run):
+    return make_run(tasks=(("task", None), ("mapped", [0, 1])))
+
+
+@pytest.fixture
+def editor(admin_auth):
+    return admin_auth("editor")
+
+
+def worker_put(client, worker_auth, ti, key, value, expires_at=None):
+    response = client.put(f"/execution/store/ti/{ti}/{key}", headers=worker_auth(ti),
+                          data=json.dumps({"value": value, "expires_at": expires_at}))
+    assert response.status_code == 204, response.json
+
+
+def test_list_is_ordered_by_key_and_paged(client, mapped, worker_auth, admin_auth):
+    for key in ["b", "a", "c/d"]:
+        worker_put(client, worker_auth, mapped["task"], key, {"k": key})
+    worker_put(client, worker_auth, mapped["task"], "old", 1, "2000-01-01T00:00:00Z")
+    response = client.get(BASE.format(task="task") + "?limit=2&offset=1", headers=admin_auth("viewer"))
+    assert response.status_code == 200
+    body = response.json
+    assert body["total_entries"] == 3  # the expired key is not listed
+    assert [entry["key"] for entry in body["task_state_store"]] == ["b", "c/d"]
+    assert body["task_state_store"][0]["value"] == {"k": "b"}
+    assert set(body["task_state_store"][0]) == {"key", "value", "updated_at", "expires_at", "version"}
+
+
+def test_get_sends_etag_and_expired_key_is_404(client, mapped, worker_auth, admin_auth):
+    worker_put(client, worker_auth, mapped["task"], "job", "app_1")
+    worker_put(client, worker_auth, mapped["task"], "gone", "x", "2000-01-01T00:00:00Z")
+    response = client.get(BASE.format(task="task") + "/job", headers=admin_auth("viewer"))
+    assert response.status_code == 200 and response.json["value"] == "app_1"
+    assert response.headers["ETag"].startswith('"')
+    missing = client.get(BASE.format(task="task") + "/gone", headers=admin_auth("viewer"))
+    assert missing.status_code == 404 and "gone" in missing.json["detail"]["message"]
+
+
+@pytest.mark.parametrize("expires_at, expected", [
+    ("default", "30 days"), (None, None), ("2099-01-02T03:04:05+00:00", "2099-01-02T03:04:05+00:00"),
+])
+def test_put_expiry_choices(client, mapped, editor, expires_at, expected):
+    response = client.put(BASE.format(task="task") + "/k", headers=editor,
+                          json={"value": [1, 2], "expires_at": expires_at})
+    assert response.status_code == 201, response.json
+    stored = response.json["expires_at"]
+    if expected == "30 days":
+        delta = datetime.fromisoformat(stored) - datetime.now(UTC)
+        assert timedelta(days=29, hours=23) < delta <= timedelta(days=30)
+    else:
+        assert stored == expected
+    again = client.put(BASE.format(task="task") + "/k", headers=editor, json={"value": 3, "expires_at": None})
+    assert again.status_code == 200 and again.json["version"] == 2
+
+
+@pytest.mark.parametrize("expires_at, problem", [
+    ("2099-01-02T03:04:05", "UTC offset"),
+    ("2001-01-01T00:00:00Z", "past"),
+    ("tomorrow", "ISO 8601"),
+])
+def test_put_rejects_bad_expiry_and_writes_nothing(client, mapped, editor, stored_rows, expires_at, problem):
+    response = client.put(BASE.format(task="task") + "/k", headers=editor, json={"value": 1, "expires_at": expires_at})
+    assert response.status_code == 422
+    assert response.json["detail"]["field"] == "expires_at" and problem in response.json["detail"]["message"]
+    assert stored_rows() == []
+
+
+def test_value_over_soft_limit_is_refused_with_the_limit(make_app, mapped, admin_auth, stored_rows):
+    app = make_app(max_value_bytes=100)
+    headers = admin_auth("editor")
+    response = app.test_client().put(BASE.format(task="task") + "/big", headers=headers,
+                                     json={"value": "x" * 200, "expires_at": None})
+    assert response.status_code == 422 and "100 bytes" in response.json["detail"]["message"]
+    assert stored_rows() == []
+
+
+def test_patch_changes_value_and_keeps_expiry(client, mapped, worker_auth, editor):
+    worker_put(client, worker_auth, mapped["task"], "progress", {"done": 1}, "2099-05-05T00:00:00+00:00")
+    response = client.patch(BASE.format(task="task") + "/progress", headers=editor, json={"value": {"done": 2}})
+    assert response.status_code == 200
+    assert response.json["value"] == {"done": 2}
+    assert response.json["expires_at"] == "2099-05-05T00:00:00+00:00"
+    assert client.patch(BASE.format(task="task") + "/absent", headers=editor, json={"value": 1}).status_code == 404
+
+
+def test_stale_if_match_is_refused_after_a_worker_write(client, mapped, worker_auth, editor, stored_rows):
+    worker_put(client, worker_auth, mapped["task"], "job", "first")
+    etag = client.get(BASE.format(task="task") + "/job", headers=editor).headers["ETag"]
+    worker_put(client, worker_auth, mapped["task"], "job", "worker wrote this")
+    for method, body in (("put", {"value": "mine", "expires_at": None}), ("patch", {"value": "mine"}), ("delete", None)):
+        response = getattr(client, method)(BASE.format(task="task") + "/job", headers={**editor, "If-Match": etag},
+                                           json=body)
+        assert response.status_code == 412, method
+        assert response.json["detail"]["current"]["value"] == "worker wrote this"
+    assert [row.value for row in stored_rows()] == ['"worker wrote this"']
+    fresh = client.get(BASE.format(task="task") + "/job", headers=editor).headers["ETag"]
+    ok = client.put(BASE.format(task="task") + "/job", headers={**editor, "If-Match": fresh},
+                    json={"value": "mine", "expires_at": None})
+    assert ok.status_code == 200 and ok.json["value"] == "mine"
+
+
+def test_if_match_does_not_match_a_recreated_key(client, mapped, worker_auth, editor):
+    worker_put(client, worker_auth, mapped["task"], "job", "v1")
+    etag = client.get(BASE.format(task="task") + "/job", headers=editor).headers["ETag"]
+    client.delete(f"/execution/store/ti/{mapped['task']}/job", headers=worker_auth(mapped["task"]))
+    worker_put(client, worker_auth, mapped["task"], "job", "v1 again")
+    response = client.patch(BASE.format(task="task") + "/job", headers={**editor, "If-Match": etag}, json={"value": 1})
+    assert response.status_code == 412
+
+
+def test_delete_and_clear(client, mapped, worker_auth, editor, stored_rows):
+    for ti in (mapped[("mapped", 0)], mapped[("mapped", 1)]):
+        worker_put(client, worker_auth, ti, "a", 1)
+        worker_put(client, worker_auth, ti, "b", 2)
+    assert client.delete(BASE.format(task="mapped") + "/a?map_index=0", headers=editor).status_code == 204
+    assert sorted((row.map_index, row.key) for row in stored_rows()) == [(0, "b"), (1, "a"), (1, "b")]
+    cleared = client.delete(BASE.format(task="mapped") + "?map_index=1", headers=editor)
+    assert cleared.json == {"deleted": 2}
+    assert [(row.map_index, row.key) for row in stored_rows()] == [(0, "b")]
+    worker_put(client, worker_auth, mapped[("mapped", 1)], "c", 3)
+    everything = client.delete(BASE.format(task="mapped") + "?all_map_indices=true", headers=editor)
+    assert everything.json == {"deleted": 2} and stored_rows() == []
+
+
+def test_viewer_cannot_change_anything(client, mapped, worker_auth, admin_auth, stored_rows):
+    worker_put(client, worker_auth, mapped["task"], "job", "keep")
+    viewer = admin_auth("viewer")
+    attempts = [
+        client.put(BASE.format(task="task") + "/job", headers=viewer, json={"value": 1, "expires_at": None}),
+        client.patch(BASE.format(task="task") + "/job", headers=viewer, json={"value": 1}),
+        client.delete(BASE.format(task="task") + "/job", headers=viewer),
+        client.delete(BASE.format(task="task"), headers=viewer),
+    ]
+    assert [response.status_code for response in attempts] == [403] * 4
+    assert [row.value for row in stored_rows()] == ['"keep"']
+
+
+def test_unknown_task_instance_is_404(client, mapped, editor):
+    response = client.get("/api/v2/dags/dag/dagRuns/run_1/taskInstances/nope/state-store", headers=editor)
+    assert response.status_code == 404 and response.json["detail"]["reason"] == "not_found"
