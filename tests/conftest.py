@@ -19,14 +19,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, delete, event, select, text
+from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import make_url
 
 from webapp import create_app
 from webapp import runs as runs_service
 from webapp.auth import api_keys, tokens
 from webapp.extensions import db
-from webapp.models import ApiKey, DagRun, TaskInstance, TaskState
+from webapp.models import TaskState
 
 SECRET_KEY = "test-secret-" + "x" * 40
 
@@ -107,8 +107,9 @@ def make_app(migrated_database, instance_path):
             db.engine.dispose()
     cleanup = create_app(settings_for(migrated_database), instance_path=str(instance_path))
     with cleanup.app_context():
-        for model in (TaskState, TaskInstance, DagRun, ApiKey):
-            db.session.execute(delete(model))
+        # Every table the models know, children first: new tables are emptied too.
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(table.delete())
         db.session.commit()
         db.engine.dispose()
 

@@ -150,3 +150,40 @@ def test_viewer_cannot_change_anything(client, mapped, worker_auth, admin_auth, 
 def test_unknown_task_instance_is_404(client, mapped, editor):
     response = client.get("/api/v2/dags/dag/dagRuns/run_1/taskInstances/nope/state-store", headers=editor)
     assert response.status_code == 404 and response.json["detail"]["reason"] == "not_found"
+
+
+def test_every_change_is_recorded_in_history(app, client, mapped, worker_auth, editor):
+    from webapp import history, store
+    from webapp.runs import get_task_instance
+
+    worker_put(client, worker_auth, mapped["task"], "job", "from worker")
+    base = BASE.format(task="task")
+    client.put(base + "/job", headers=editor, json={"value": "edited", "expires_at": "2099-01-01T00:00:00Z"})
+    client.patch(base + "/job", headers=editor, json={"value": "patched"})
+    client.put(base + "/other", headers=editor, json={"value": 1, "expires_at": None})
+    client.delete(base + "/other", headers=editor)
+    client.delete(base, headers=editor)
+    with app.app_context():
+        scope = store.scope_of(get_task_instance("dag", "run_1", "task"))
+        changes = [(c.action, c.key, c.old_value, c.new_value) for c in reversed(history.for_task_instance(scope))]
+        actors = {c.actor for c in history.for_task_instance(scope)}
+        first = history.for_task_instance(scope)[-1]
+    assert changes == [
+        ("set", "job", '"from worker"', '"edited"'),
+        ("set", "job", '"edited"', '"patched"'),
+        ("set", "other", None, "1"),
+        ("delete", "other", "1", None),
+        ("clear", "job", '"patched"', None),
+    ]
+    assert first.new_expires_at.isoformat() == "2099-01-01T00:00:00+00:00" and first.old_expires_at is None
+    assert len(actors) == 1 and actors.pop().startswith("api-key:test-editor")
+
+
+def test_refused_edit_records_nothing(app, client, mapped, worker_auth, editor):
+    from webapp import history, store
+    from webapp.runs import get_task_instance
+
+    response = client.put(BASE.format(task="task") + "/k", headers=editor, json={"value": float("nan")})
+    assert response.status_code == 422
+    with app.app_context():
+        assert history.for_task_instance(store.scope_of(get_task_instance("dag", "run_1", "task"))) == []

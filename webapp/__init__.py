@@ -42,9 +42,10 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
     app.json.sort_keys = False
 
     from . import database, errorhandlers
-    from .api import admin, admin_store, health, worker  # noqa: F401  (admin_store adds routes to admin.bp)
+    from .api import admin, admin_store, health, openapi, worker  # noqa: F401  (admin_store adds routes to admin.bp)
     from .cli import register_commands
-    from .extensions import db, migrate
+    from .extensions import csrf, db, migrate
+    from .ui import bp as ui_bp
 
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = database.engine_options(settings, app.config["SQLALCHEMY_DATABASE_URI"])
     db.init_app(app)
@@ -52,9 +53,20 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
     with app.app_context():
         database.configure_engine(db.engine, settings)
 
+    from .api.http import KeyConverter
+
+    app.url_map.converters["storekey"] = KeyConverter  # before the routes that use it
     app.register_blueprint(worker.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(ui_bp)
+    # CSRF checks for the UI's forms and htmx requests, which ride on the session cookie.
+    # The APIs authenticate every request with a bearer token a browser never adds by itself.
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # as long as the session: an open page can still log out
+    csrf.init_app(app)
+    csrf.exempt(worker.bp)
+    csrf.exempt(admin.bp)
     errorhandlers.register(app)
     register_commands(app)
     return app

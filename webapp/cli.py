@@ -17,6 +17,7 @@ from .extensions import db
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(api_keys_group)
+    app.cli.add_command(users_group)
     app.cli.add_command(token_command)
     app.cli.add_command(clean_command)
     app.cli.add_command(demo_data_command)
@@ -39,6 +40,35 @@ def create_api_key(name: str, role: str) -> None:
     db.session.commit()
     click.echo(f"Created API key {record.name!r} with role {record.role}. Store it now; it is not shown again:")
     click.echo(key)
+
+
+@click.group("users", help="Manage the people who log in to the admin UI.")
+def users_group() -> None:
+    pass
+
+
+@users_group.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "editor", "admin"]), default="viewer", show_default=True,
+              help="viewer reads; editor also changes keys; admin also manages users and API keys.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@with_appcontext
+def create_user(name: str, role: str, password_stdin: bool) -> None:
+    """Create a UI user; asks for the password twice unless --password-stdin."""
+    from .auth import users
+    from .errors import ServiceError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = users.create(name, password, role)
+        db.session.commit()
+    except ServiceError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Created user {user.username!r} with role {user.role}")
 
 
 @click.command("token")
@@ -121,11 +151,33 @@ def _prepare_demo(app: Flask, instance_path: Path, base_url: str) -> None:
             key_file.write_text(key)
             key_file.chmod(0o600)
         key = key_file.read_text().strip()
+        username, password = _demo_admin_user(instance_path)
         db.session.remove()
         db.engine.dispose()
     click.echo(f"Task Store demo on {base_url}/ (SQLite: {instance_path / 'taskstore-demo.db'})")
     click.echo(f"Admin API key: {key}")
+    click.echo(f"Admin UI login: user {username!r}, password {password}")
     click.echo(f"Try: curl -H 'Authorization: Bearer {key}' {base_url}/api/v2/dags")
+
+
+def _demo_admin_user(instance_path: Path) -> tuple[str, str]:
+    """The demo's UI login: "admin" with a random password kept in the instance folder, so
+    it survives restarts; the user is (re)made to match the file if either was removed."""
+    from .auth import users
+
+    password_file = instance_path / "demo-admin-password"
+    if not password_file.exists():
+        password_file.write_text(secrets.token_urlsafe(12))
+        password_file.chmod(0o600)
+    password = password_file.read_text().strip()
+    user = users.get_by_username("admin")
+    if user is None:
+        users.create("admin", password, "admin")
+    elif not users.check_password(user, password):
+        users.set_password(user, password)
+        user.role = "admin"
+    db.session.commit()
+    return "admin", password
 
 
 @click.command("serve")
@@ -172,21 +224,23 @@ def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, 
     Server().run()
 
 
-@click.group(cls=FlaskGroup, create_app=lambda: _create_app_or_exit(), add_default_commands=False,
+@click.group(cls=FlaskGroup, create_app=lambda: _create_app_or_explain(), add_default_commands=False,
              add_version_option=False, load_dotenv=False)
 def main() -> None:
     """Task Store: a key/value store per workflow task instance."""
 
 
-def _create_app_or_exit() -> Flask:
+def _create_app_or_explain() -> Flask:
+    """A configuration error is shown as such, and ``--help`` still works without one."""
+    from flask.cli import NoAppException
+
     from . import create_app
     from .config import ConfigError
 
     try:
         return create_app()
     except ConfigError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+        raise NoAppException(str(exc)) from None
 
 
 main.add_command(serve_command)

@@ -4,6 +4,8 @@ explicit overrides (tests, ``serve --demo``). A bad value stops start-up naming 
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +113,8 @@ def load_settings(instance_path: str, overrides: dict[str, Any] | None = None) -
         return LayeredSettings(**(overrides or {}))
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{toml_file}: not a valid TOML file ({exc})") from None
 
 
 def _describe(exc: ValidationError) -> str:
@@ -120,6 +124,8 @@ def _describe(exc: ValidationError) -> str:
         shown = error.get("input")
         if "secret" in name.lower():
             shown = "***"
+        elif isinstance(shown, str) and name == f"{ENV_PREFIX}DATABASE_URL":
+            shown = re.sub(r"(://[^/@:]*:)[^@]*@", r"\1***@", shown)  # never print the password
         lines.append(f"{name}: {error['msg']} (got {shown!r})")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 

@@ -29,6 +29,13 @@ class NotFound(ServiceError):
     reason = "not_found"
 
 
+class KeyNotFound(NotFound):
+    """A key that is absent or expired; ``field`` tells it apart from an unknown task instance."""
+
+    def __init__(self, key: str):
+        super().__init__(f"Task state store key {key!r} not found", field="key")
+
+
 class Conflict(ServiceError):
     status = 409
     reason = "conflict"

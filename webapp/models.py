@@ -66,6 +66,7 @@ class DagRun(db.Model):
     __table_args__ = (
         UniqueConstraint("dag_id", "run_id", name="dag_run_dag_id_run_id_uq"),
         Index("dag_run_dag_id_state_idx", "dag_id", "state"),
+        Index("dag_run_dag_id_id_idx", "dag_id", "id"),  # the UI's runs page, newest first (0002)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -140,10 +141,33 @@ class User(db.Model):
     """A person who logs in to the admin UI. Roles rank as ``auth.api_keys.ROLES``."""
 
     __tablename__ = "app_user"  # "user" is a reserved word on PostgreSQL
+    __table_args__ = (UniqueConstraint("username", name="app_user_username_uq"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    username: Mapped[str] = mapped_column(String(100), unique=True)
+    username: Mapped[str] = mapped_column(String(100))
     # Werkzeug's scrypt hashes are about 160 characters; 255 leaves room for its next default.
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20), default="viewer")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class KeyChange(db.Model):
+    """History: one row per key changed by a person (UI) or a tool (admin API). Worker
+    writes are not recorded: they are the data, and recording them would double every write."""
+
+    __tablename__ = "key_change"
+    __table_args__ = (Index("key_change_ti_idx", "dag_id", "run_id", "task_id", "map_index", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(AutoIncrementBigInteger, primary_key=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(150))
+    action: Mapped[str] = mapped_column(String(20))
+    dag_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    task_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    map_index: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    old_value: Mapped[str | None] = mapped_column(LongText)
+    new_value: Mapped[str | None] = mapped_column(LongText)
+    old_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    new_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

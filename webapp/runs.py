@@ -27,6 +27,9 @@ FINISHED_STATES = {"success", "failed", "upstream_failed", "skipped", "removed"}
 FAILED_STATES = {"failed", "upstream_failed"}
 # Entering "running" from one of these starts a new try (a retry, a restart, a re-run).
 NEW_TRY_FROM = {"up_for_retry", "restarting"} | FINISHED_STATES
+# These end a try (they set end_date). A TI whose try has ended starts a new one when it next
+# runs, even when the scheduler routes it through scheduled and queued first, as Airflow does.
+TRY_ENDED_STATES = {"up_for_retry"} | FINISHED_STATES
 
 
 @dataclass(frozen=True)
@@ -140,10 +143,10 @@ def set_state(ti: TaskInstance, new_state: str | None, *, clear_on_success: bool
     """Move a TI to a state. A new try keeps the TI's keys: that is what retries resume from."""
     now = utcnow()
     if new_state == "running" and ti.state != "running":
-        if ti.try_number == 0 or ti.state in NEW_TRY_FROM:
+        if ti.try_number == 0 or ti.state in NEW_TRY_FROM or ti.end_date is not None:
             ti.try_number += 1
         ti.start_date, ti.end_date = now, None
-    if new_state in FINISHED_STATES:
+    if new_state in TRY_ENDED_STATES:
         ti.end_date = now
     ti.state = new_state
     if new_state == "success" and clear_on_success:
@@ -196,7 +199,9 @@ def list_dags(limit: int, offset: int) -> Page:
     dag_ids = [row.dag_id for row in rows]
     key_counts = dict(
         db.session.execute(
-            select(TaskState.dag_id, func.count()).where(TaskState.dag_id.in_(dag_ids)).group_by(TaskState.dag_id)
+            select(TaskState.dag_id, func.count())
+            .where(TaskState.dag_id.in_(dag_ids), store.live_condition())
+            .group_by(TaskState.dag_id)
         ).all()
     ) if dag_ids else {}
     items = [
@@ -228,3 +233,132 @@ def list_task_instances(dag_id: str, run_id: str, limit: int, offset: int) -> Pa
         .order_by(TaskInstance.task_id, TaskInstance.map_index).limit(limit).offset(offset)
     ).scalars().all()
     return Page(list(instances), total)
+
+
+# --- listings for the admin UI --------------------------------------------------------------
+# Each page is one query for its rows plus one GROUP BY per count, restricted to the ids on
+# the page: never a query per row, so a page costs the same with 10 runs or 100,000.
+
+
+@dataclass(frozen=True)
+class DagSummary:
+    dag_id: str
+    run_count: int
+    task_instances_with_keys: int
+    key_count: int
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run: DagRun
+    task_instance_count: int
+    key_count: int
+
+
+@dataclass(frozen=True)
+class RunPage:
+    rows: list[RunRow]
+    total: int  # runs matching the filter
+    state_counts: dict[str, int]  # every run of the DAG, by state
+    newer_than: int | None  # keyset cursors: ?after=<newer_than> is the previous page,
+    older_than: int | None  # ?before=<older_than> the next one
+
+
+@dataclass(frozen=True)
+class TaskInstanceRow:
+    ti: TaskInstance
+    key_count: int
+
+
+def dag_summaries(limit: int, offset: int, now: datetime | None = None) -> Page:
+    total = db.session.execute(select(func.count(distinct(DagRun.dag_id)))).scalar_one()
+    rows = db.session.execute(
+        select(DagRun.dag_id, func.count().label("run_count"))
+        .group_by(DagRun.dag_id).order_by(DagRun.dag_id).limit(limit).offset(offset)
+    ).all()
+    dag_ids = [row.dag_id for row in rows]
+    counts = {}
+    if dag_ids:
+        # Live keys per task instance first, then per DAG: that gives both counts at once
+        # (COUNT(DISTINCT a, b, c) is not portable).
+        per_ti = (
+            select(TaskState.dag_id, func.count().label("key_count"))
+            .where(TaskState.dag_id.in_(dag_ids), store.live_condition(now))
+            .group_by(TaskState.dag_id, TaskState.dag_run_id, TaskState.task_id, TaskState.map_index)
+            .subquery()
+        )
+        counts = {
+            row.dag_id: (row.tis, int(row.keys))  # SUM is a Decimal on MySQL
+            for row in db.session.execute(
+                select(per_ti.c.dag_id, func.count().label("tis"), func.sum(per_ti.c.key_count).label("keys"))
+                .group_by(per_ti.c.dag_id)
+            )
+        }
+    items = [DagSummary(row.dag_id, row.run_count, *counts.get(row.dag_id, (0, 0))) for row in rows]
+    return Page(items, total)
+
+
+def dag_run_page(dag_id: str, *, limit: int, state: str | None = None, before: int | None = None,
+                 after: int | None = None, now: datetime | None = None) -> RunPage:
+    """Runs of a DAG, newest first, paged by id (keyset: no OFFSET scan on deep pages)."""
+    state_counts = dict(db.session.execute(
+        select(DagRun.state, func.count()).where(DagRun.dag_id == dag_id).group_by(DagRun.state)
+    ).all())
+    if not state_counts:
+        raise NotFound(f"DAG {dag_id!r} not found")
+    conditions = [DagRun.dag_id == dag_id]
+    if state is not None:
+        if state not in RUN_STATES:
+            raise InvalidInput("state", f"must be one of {', '.join(RUN_STATES)}")
+        conditions.append(DagRun.state == state)
+    if after is not None:
+        fetched = db.session.execute(
+            select(DagRun).where(*conditions, DagRun.id > after).order_by(DagRun.id).limit(limit + 1)
+        ).scalars().all()
+        page, has_newer, has_older = list(reversed(fetched[:limit])), len(fetched) > limit, True
+    else:
+        if before is not None:
+            conditions.append(DagRun.id < before)
+        fetched = db.session.execute(
+            select(DagRun).where(*conditions).order_by(DagRun.id.desc()).limit(limit + 1)
+        ).scalars().all()
+        page, has_newer, has_older = list(fetched[:limit]), before is not None, len(fetched) > limit
+    ids = [run.id for run in page]
+    ti_counts = _counts_by_run(TaskInstance, ids)
+    key_counts = _counts_by_run(TaskState, ids, store.live_condition(now))
+    rows = [RunRow(run, ti_counts.get(run.id, 0), key_counts.get(run.id, 0)) for run in page]
+    total = state_counts.get(state, 0) if state else sum(state_counts.values())
+    return RunPage(
+        rows, total, state_counts,
+        newer_than=ids[0] if ids and has_newer else None,
+        older_than=ids[-1] if ids and has_older else None,
+    )
+
+
+def _counts_by_run(model, run_ids: list[int], *conditions) -> dict[int, int]:
+    if not run_ids:
+        return {}
+    return dict(db.session.execute(
+        select(model.dag_run_id, func.count()).where(model.dag_run_id.in_(run_ids), *conditions)
+        .group_by(model.dag_run_id)
+    ).all())
+
+
+def task_instance_rows(run: DagRun, limit: int, offset: int, now: datetime | None = None) -> Page:
+    """A run's task instances ordered by task and map index, each with its live key count."""
+    condition = TaskInstance.dag_run_id == run.id
+    total = db.session.execute(select(func.count()).select_from(TaskInstance).where(condition)).scalar_one()
+    instances = db.session.execute(
+        select(TaskInstance).where(condition)
+        .order_by(TaskInstance.task_id, TaskInstance.map_index).limit(limit).offset(offset)
+    ).scalars().all()
+    task_ids = sorted({ti.task_id for ti in instances})
+    key_counts = {
+        (task_id, map_index): count
+        for task_id, map_index, count in db.session.execute(
+            select(TaskState.task_id, TaskState.map_index, func.count())
+            .where(TaskState.dag_run_id == run.id, TaskState.task_id.in_(task_ids), store.live_condition(now))
+            .group_by(TaskState.task_id, TaskState.map_index)
+        )
+    } if task_ids else {}
+    return Page([TaskInstanceRow(ti, key_counts.get((ti.task_id, ti.map_index), 0)) for ti in instances], total)

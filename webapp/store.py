@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from .errors import InvalidInput, NotFound, PreconditionFailed
+from .errors import InvalidInput, KeyNotFound, NotFound, PreconditionFailed
 from .extensions import db
 from .models import KEY_LENGTH, TaskInstance, TaskState, utcnow
 
@@ -60,10 +60,12 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_json(raw: bytes | str, field: str = "body") -> Any:
-    """Strict JSON: NaN and ±Infinity (and numbers that overflow to them) are refused."""
+def parse_json(raw: bytes | str, field: str = "body", *, constants_as_floats: bool = False) -> Any:
+    """Strict JSON: NaN and ±Infinity are refused. With ``constants_as_floats`` they parse as
+    floats instead, for a caller that checks every field (``encode_value`` refuses them) and
+    so can name the field that holds one."""
     try:
-        parsed = json.loads(raw, parse_constant=_reject_constant)
+        parsed = json.loads(raw, parse_constant=float if constants_as_floats else _reject_constant)
     except RecursionError:
         raise InvalidInput(field, "is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -76,13 +78,19 @@ def encode_value(value: Any) -> str:
     if value is None:
         raise InvalidInput("value", "must not be null; delete the key instead")
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
         raise InvalidInput("value", "NaN and Infinity are not JSON values") from None
     except RecursionError:
         raise InvalidInput("value", "is nested too deeply") from None
     except TypeError as exc:
         raise InvalidInput("value", f"is not a JSON value ({exc})") from None
+    try:
+        # "\ud800" is valid JSON syntax but not Unicode: no database can store it as text.
+        encoded.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("value", "contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not Unicode") from None
+    return encoded
 
 
 def check_value_size(encoded: str, limit: int) -> None:
@@ -114,12 +122,15 @@ def parse_timestamp(raw: Any, field: str = "expires_at") -> datetime | None:
         raise InvalidInput(field, f"{raw!r} is not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # "0001-01-01T00:00:00+01:00" is before year 1 in UTC
+        raise InvalidInput(field, f"{raw!r} is out of range in UTC") from None
 
 
 def parse_worker_put_body(raw: bytes) -> tuple[str, datetime | None]:
     """The worker API's PUT body: ``{"value": <json, not null>, "expires_at": <ISO 8601 or null>}``."""
-    body = parse_json(raw)
+    body = parse_json(raw, constants_as_floats=True)  # NaN then fails naming its field
     if not isinstance(body, dict):
         raise InvalidInput("body", f"must be a JSON object, not {_json_type(body)}")
     unexpected = [name for name in body if name not in PUT_BODY_FIELDS]
@@ -190,7 +201,7 @@ def read_value_json(scope: TaskInstanceScope, key: str, now: datetime | None = N
         select(TaskState.value).where(*_in_scope(scope), TaskState.key == key, _live(now or utcnow()))
     ).scalar()
     if stored is None:
-        raise NotFound(f"Task state store key {key!r} not found")
+        raise KeyNotFound(key)
     return stored
 
 
@@ -240,12 +251,24 @@ def delete_key(scope: TaskInstanceScope, key: str) -> bool:
     return result.rowcount > 0
 
 
-def clear(scope: TaskInstanceScope, *, all_map_indices: bool = False) -> int:
-    """Every key of this task instance (this map index only, unless asked for all)."""
+def _clear_scope(scope: TaskInstanceScope, all_map_indices: bool) -> list:
     conditions = [TaskState.dag_run_id == scope.dag_run_id, TaskState.task_id == scope.task_id]
     if not all_map_indices:
         conditions.append(TaskState.map_index == scope.map_index)
-    return db.session.execute(delete(TaskState).where(*conditions)).rowcount
+    return conditions
+
+
+def clear(scope: TaskInstanceScope, *, all_map_indices: bool = False) -> int:
+    """Every key of this task instance (this map index only, unless asked for all)."""
+    return db.session.execute(delete(TaskState).where(*_clear_scope(scope, all_map_indices))).rowcount
+
+
+def rows_to_clear(scope: TaskInstanceScope, *, all_map_indices: bool = False) -> list:
+    """What ``clear`` would delete (expired rows included): map_index, key, value, expires_at."""
+    return db.session.execute(
+        select(TaskState.map_index, TaskState.key, TaskState.value, TaskState.expires_at)
+        .where(*_clear_scope(scope, all_map_indices))
+    ).all()
 
 
 def count_live_keys(scope: TaskInstanceScope, now: datetime | None = None) -> int:
@@ -381,7 +404,7 @@ def current_entry(scope: TaskInstanceScope, key: str, now: datetime | None = Non
 def get_entry(scope: TaskInstanceScope, key: str, now: datetime | None = None) -> Entry:
     entry = current_entry(scope, key, now)
     if entry is None:
-        raise NotFound(f"Task state store key {key!r} not found")
+        raise KeyNotFound(key)
     return entry
 
 
@@ -423,7 +446,7 @@ def patch_value(scope: TaskInstanceScope, key: str, encoded_value: str, *,
     before = current_entry(scope, key, now)
     _check_precondition(key, before, if_match)
     if before is None:
-        raise NotFound(f"Task state store key {key!r} not found")
+        raise KeyNotFound(key)
     _guarded_update(scope, key, before, {"value": encoded_value, "updated_at": now})
     return Change(before, get_entry(scope, key, now))
 

@@ -12,8 +12,10 @@ from ..auth import api_keys, tokens
 from ..errors import Forbidden, InvalidInput, Unauthenticated
 from ..models import DagRun, TaskInstance
 from ..transactions import committed
+from . import schemas
+from .openapi import documented
 from .responses import no_content
-from .worker import bearer_token
+from .http import bearer_token, json_object
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v2")
 
@@ -35,13 +37,6 @@ def authenticate() -> None:
 def require_role(role: str) -> None:
     if ROLE_RANK[g.api_key.role] < ROLE_RANK[role]:
         raise Forbidden(f"This needs the {role} role; the API key {g.api_key.name!r} has {g.api_key.role}")
-
-
-def json_object() -> dict[str, Any]:
-    body = store.parse_json(request.get_data(cache=False))
-    if not isinstance(body, dict):
-        raise InvalidInput("body", "must be a JSON object")
-    return body
 
 
 def only_fields(body: dict, allowed: tuple[str, ...]) -> None:
@@ -110,12 +105,14 @@ def task_specs(raw: Any) -> list[runs.TaskSpec]:
 
 
 @bp.get("/dags")
+@documented("List DAGs with their numbers of runs and keys", tag="Runs", ok={200: schemas.DagList}, errors=(401, 422), query=("limit", "offset"))
 def list_dags():
     page = runs.list_dags(*paging())
     return {"dags": page.items, "total_entries": page.total}
 
 
 @bp.get("/dags/<dag_id>/dagRuns")
+@documented("List the runs of a DAG, newest first", tag="Runs", ok={200: schemas.DagRunList}, errors=(401, 422), query=("state", "limit", "offset"))
 def list_dag_runs(dag_id: str):
     limit, offset = paging()
     page = runs.list_dag_runs(dag_id, limit, offset, state=request.args.get("state"))
@@ -123,6 +120,7 @@ def list_dag_runs(dag_id: str):
 
 
 @bp.post("/dags/<dag_id>/dagRuns")
+@documented("Create a DAG run with its task instances", tag="Runs", body=schemas.DagRunCreate, ok={201: schemas.DagRunCreated}, errors=(401, 403, 409, 413, 422))
 def create_dag_run(dag_id: str):
     require_role("admin")
     body = json_object()
@@ -136,11 +134,13 @@ def create_dag_run(dag_id: str):
 
 
 @bp.get("/dags/<dag_id>/dagRuns/<run_id>")
+@documented("One DAG run", tag="Runs", ok={200: schemas.DagRunOut}, errors=(401, 404))
 def get_dag_run(dag_id: str, run_id: str):
     return dag_run_json(runs.get_dag_run(dag_id, run_id))
 
 
 @bp.delete("/dags/<dag_id>/dagRuns/<run_id>")
+@documented("Delete a run with its task instances and their keys", tag="Runs", errors=(401, 403, 404))
 def delete_dag_run(dag_id: str, run_id: str):
     require_role("admin")
     committed(lambda: runs.delete_dag_run(dag_id, run_id))
@@ -151,18 +151,21 @@ def delete_dag_run(dag_id: str, run_id: str):
 
 
 @bp.get("/dags/<dag_id>/dagRuns/<run_id>/taskInstances")
+@documented("List the task instances of a run", tag="Runs", ok={200: schemas.TaskInstanceList}, errors=(401, 404, 422), query=("limit", "offset"))
 def list_task_instances(dag_id: str, run_id: str):
     page = runs.list_task_instances(dag_id, run_id, *paging())
     return {"task_instances": [task_instance_json(ti) for ti in page.items], "total_entries": page.total}
 
 
 @bp.get("/dags/<dag_id>/dagRuns/<run_id>/taskInstances/<task_id>")
+@documented("One task instance", tag="Runs", ok={200: schemas.TaskInstanceOut}, errors=(401, 404, 422), query=("map_index",))
 def get_task_instance(dag_id: str, run_id: str, task_id: str):
     map_index = int_arg("map_index", -1, -1)
     return task_instance_json(runs.get_task_instance(dag_id, run_id, task_id, map_index))
 
 
 @bp.patch("/dags/<dag_id>/dagRuns/<run_id>/taskInstances/<task_id>")
+@documented("Change a task instance's state (retries keep keys)", tag="Runs", body=schemas.StatePatch, ok={200: schemas.TaskInstanceOut}, errors=(401, 403, 404, 422), query=("map_index",))
 def set_task_instance_state(dag_id: str, run_id: str, task_id: str):
     require_role("admin")
     map_index = int_arg("map_index", -1, -1)
@@ -181,6 +184,7 @@ def set_task_instance_state(dag_id: str, run_id: str, task_id: str):
 
 
 @bp.post("/taskInstances/<ti_id>/token")
+@documented("Issue a worker token for a task instance", tag="Runs", ok={200: schemas.TokenOut}, errors=(401, 403, 404))
 def issue_token(ti_id: str):
     require_role("admin")
     ti = runs.get_task_instance_by_id(store.parse_ti_id(ti_id))

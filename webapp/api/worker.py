@@ -6,22 +6,18 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, g
 
 from .. import store
 from ..auth import tokens
 from ..errors import Forbidden, InvalidInput, Unauthenticated
+from .http import bearer_token, key_from_path, request_body
 from ..transactions import committed
+from . import schemas
+from .openapi import documented
 from .responses import no_content
 
 bp = Blueprint("worker", __name__, url_prefix="/execution")
-
-
-def bearer_token() -> str:
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
-        raise Unauthenticated("Missing auth token: send Authorization: Bearer <token>")
-    return credentials.strip()
 
 
 def authorized_task_instance(raw_ti_id: str) -> store.TaskInstanceScope:
@@ -51,33 +47,37 @@ def refresh_token(response: Response) -> Response:
     return response
 
 
-@bp.get("/store/ti/<ti_id>/<path:key>")
+@bp.get("/store/ti/<ti_id>/<storekey:key>", merge_slashes=False)
+@documented("Read a key", tag="Worker", ok={200: schemas.ValueBody}, errors=(401, 403, 404, 422, 503))
 def get_key(ti_id: str, key: str):
     scope = authorized_task_instance(ti_id)
-    value_json = store.read_value_json(scope, store.validate_key(key))
+    value_json = store.read_value_json(scope, key_from_path(key))
     # The stored text goes out as written: no decode and re-encode, so 3 stays 3 and 3.0 stays 3.0.
     return Response('{"value":' + value_json + "}", mimetype="application/json")
 
 
-@bp.put("/store/ti/<ti_id>/<path:key>")
+@bp.put("/store/ti/<ti_id>/<storekey:key>", merge_slashes=False)
+@documented("Create or overwrite a key", tag="Worker", body=schemas.WorkerPutBody, errors=(401, 403, 404, 413, 422, 503))
 def put_key(ti_id: str, key: str):
     scope = authorized_task_instance(ti_id)
-    key = store.validate_key(key)
-    encoded, expires_at = store.parse_worker_put_body(request.get_data(cache=False))
+    key = key_from_path(key)
+    encoded, expires_at = store.parse_worker_put_body(request_body())
     store.warn_if_oversized(scope, key, encoded, current_app.config["TASKSTORE"].max_value_bytes)
     committed(lambda: store.write(scope, key, encoded, expires_at))
     return no_content()
 
 
-@bp.delete("/store/ti/<ti_id>/<path:key>")
+@bp.delete("/store/ti/<ti_id>/<storekey:key>", merge_slashes=False)
+@documented("Delete a key (a missing key is fine)", tag="Worker", errors=(401, 403, 404, 422, 503))
 def delete_key(ti_id: str, key: str):
     scope = authorized_task_instance(ti_id)
-    key = store.validate_key(key)
+    key = key_from_path(key)
     committed(lambda: store.delete_key(scope, key))
     return no_content()
 
 
 @bp.delete("/store/ti/<ti_id>")
+@documented("Clear every key of the task instance (this map index)", tag="Worker", errors=(401, 403, 404, 503))
 def clear(ti_id: str):
     scope = authorized_task_instance(ti_id)
     committed(lambda: store.clear(scope))

@@ -8,22 +8,13 @@ Create Date: 2026-11-25
 import sqlalchemy as sa
 from alembic import op
 
+from webapp.migrations.table_options import mysql_table_options
 from webapp.models import AutoIncrementBigInteger, LongText, UTCDateTime
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
-
-
-def mysql_table_options() -> dict:
-    """Keys and ids compare byte for byte on MySQL/MariaDB, as on SQLite and PostgreSQL:
-    a binary collation that does not pad, so "a", "A" and "a " are three different keys."""
-    bind = op.get_bind()
-    if bind.dialect.name not in ("mysql", "mariadb"):
-        return {}
-    collation = "utf8mb4_nopad_bin" if bind.dialect.is_mariadb else "utf8mb4_0900_bin"
-    return {"mysql_charset": "utf8mb4", "mysql_collate": collation, "mysql_engine": "InnoDB"}
 
 
 def upgrade() -> None:

@@ -1,0 +1,306 @@
+"""A small client for Python workers that use Task Store without Airflow.
+
+It talks to the same worker API (``/execution/store/ti/...``) as Airflow's Task SDK and
+behaves like it where it matters: one keep-alive connection, transient failures retried
+with backoff, and a token that is swapped for the fresh one the server hands back, so a
+task that runs longer than a token's lifetime keeps its access::
+
+    with TaskStoreClient("http://taskstore:8080", token) as store:
+        job_id = store.get("spark/job_id")
+        if job_id is None:
+            store.set("spark/job_id", submit_job(), retention=timedelta(days=2))
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import jwt
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+__all__ = [
+    "NEVER_EXPIRE",
+    "AuthenticationError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "ServiceUnavailableError",
+    "TaskStoreClient",
+    "TaskStoreError",
+    "TaskStoreHTTPError",
+    "ValidationError",
+]
+
+REFRESHED_TOKEN_HEADER = "Refreshed-API-Token"
+
+
+class _NeverExpire:
+    """The type of ``NEVER_EXPIRE``: a sentinel, because ``None`` already means "the default"."""
+
+    def __repr__(self) -> str:
+        return "NEVER_EXPIRE"
+
+
+NEVER_EXPIRE = _NeverExpire()
+"""Pass as ``retention`` to store a key without expiry."""
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class TaskStoreError(Exception):
+    """Base class of every error this client raises (besides ``ValueError``/``TypeError``
+    for arguments that are wrong before anything is sent)."""
+
+
+class TaskStoreHTTPError(TaskStoreError):
+    """The server refused the request (4xx), or answered something this client does not
+    expect (a redirect): retrying it unchanged would not help."""
+
+    def __init__(self, status: int, reason: str, message: str, field: str | None = None):
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.field = field  # the input the server blamed ("key" for a missing key)
+
+
+class NotFoundError(TaskStoreHTTPError):
+    """404: the task instance (or, outside ``get``, the key) does not exist."""
+
+
+class AuthenticationError(TaskStoreHTTPError):
+    """401: the token is missing, malformed, badly signed or expired."""
+
+
+class PermissionDeniedError(TaskStoreHTTPError):
+    """403: the token is valid but names another task instance."""
+
+
+class ValidationError(TaskStoreHTTPError):
+    """422: the key or the body was rejected; the message names the field and why."""
+
+
+class PayloadTooLargeError(TaskStoreHTTPError):
+    """413: the request body is over the server's hard limit."""
+
+
+class ServiceUnavailableError(TaskStoreError):
+    """The server stayed unreachable or kept answering 5xx after every retry.
+
+    ``status`` is the last HTTP status seen, or ``None`` when no response came at all."""
+
+    def __init__(self, message: str, *, status: int | None, attempts: int):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.attempts = attempts
+
+
+_ERRORS_BY_STATUS: dict[int, type[TaskStoreHTTPError]] = {
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    413: PayloadTooLargeError,
+    422: ValidationError,
+}
+
+
+class _Transient(Exception):
+    """Internal: a failure worth another attempt (no response, or a 5xx)."""
+
+    def __init__(self, status: int | None, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _error_detail(response: httpx.Response) -> tuple[str, str, str | None]:
+    """(reason, message, field) from the service's ``{"detail": {"reason", "message", "field"}}``
+    body; something readable from any other body (a proxy's HTML page, a bare string)."""
+    fallback = (response.reason_phrase.lower().replace(" ", "_") or "error", response.text.strip()[:500], None)
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return fallback
+    if isinstance(detail, dict) and "message" in detail:
+        return str(detail.get("reason", fallback[0])), str(detail["message"]), detail.get("field")
+    if isinstance(detail, str):
+        return fallback[0], detail, None
+    return fallback
+
+
+# --- the client -----------------------------------------------------------------------------
+
+
+class TaskStoreClient:
+    """Read and write the keys of one task instance.
+
+    ``base_url`` is the service root (``http://host:8080``); a URL that already ends in
+    ``/execution`` works too. The task instance is the token's ``sub`` claim unless
+    ``ti_id`` is given. ``retries`` is the number of attempts for a request that fails
+    transiently (connection error, timeout, 5xx); waits grow exponentially from
+    ``retry_wait`` seconds up to ``retry_wait_max``, with full jitter so that many workers
+    recovering at once do not retry in lockstep. 4xx answers are never retried.
+    ``transport`` is handed to ``httpx.Client`` (tests pass an ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        ti_id: str | None = None,
+        default_retention_days: int = 30,
+        timeout: float = 10.0,
+        retries: int = 5,
+        retry_wait: float = 0.1,
+        retry_wait_max: float = 2.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        if not isinstance(default_retention_days, int) or default_retention_days < 0:
+            raise ValueError("default_retention_days must be an integer >= 0 (0 = never expire)")
+        if retries < 1:
+            raise ValueError("retries is a number of attempts and must be at least 1")
+        self._token = token
+        self.ti_id = str(ti_id) if ti_id is not None else _subject(token)
+        self.default_retention_days = default_retention_days
+        self._retrying = Retrying(
+            retry=retry_if_exception_type(_Transient),
+            stop=stop_after_attempt(retries),
+            wait=wait_random_exponential(multiplier=retry_wait, max=retry_wait_max),
+        )
+        root = base_url.rstrip("/")
+        if not root.endswith("/execution"):
+            root += "/execution"
+        # The trailing slash makes httpx append relative paths instead of replacing the last segment.
+        self._http = httpx.Client(base_url=root + "/", timeout=timeout, transport=transport)
+
+    @property
+    def token(self) -> str:
+        """The token in use: the one given, or the latest the server refreshed it to."""
+        return self._token
+
+    # --- the four operations ----------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The key's value, or ``default`` when the key is absent or expired.
+
+        A missing *task instance* is not a missing key: it raises ``NotFoundError``, so a
+        wrong token or URL is not mistaken for "nothing stored yet"."""
+        try:
+            response = self._request("GET", self._key_path(key))
+        except NotFoundError as exc:
+            if exc.field == "key":
+                return default
+            raise
+        return response.json()["value"]
+
+    def set(self, key: str, value: Any, *, retention: timedelta | _NeverExpire | None = None) -> None:
+        """Create or overwrite a key.
+
+        ``retention`` is a ``timedelta`` (expires that long from now), ``NEVER_EXPIRE``, or
+        ``None`` for ``default_retention_days`` (where 0 means never). ``None`` is not a
+        storable value (delete the key instead): ``ValueError`` before anything is sent, as
+        for NaN/Infinity; a value JSON cannot encode raises ``TypeError``."""
+        if value is None:
+            raise ValueError("value must not be None; use delete() to remove a key")
+        body = json.dumps({"value": value, "expires_at": self._expiry(retention)}, allow_nan=False)
+        self._request("PUT", self._key_path(key), content=body, headers={"Content-Type": "application/json"})
+
+    def delete(self, key: str) -> None:
+        """Delete one key; deleting a key that is not there is not an error."""
+        self._request("DELETE", self._key_path(key))
+
+    def clear(self) -> None:
+        """Delete every key of this task instance (its own map index only)."""
+        self._request("DELETE", f"store/ti/{self.ti_id}")
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> TaskStoreClient:
+        return self
+
+    def __exit__(self, *_exc_info: object) -> None:
+        self.close()
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _key_path(self, key: str) -> str:
+        # Percent-encode everything, "/" included, as Airflow's client does: the key stays one
+        # path segment whatever it contains. A key of "." or ".." would still be a dot segment,
+        # which URL normalization removes (httpx does), so its dots are encoded too.
+        segment = quote(key, safe="")
+        if segment in (".", ".."):
+            segment = segment.replace(".", "%2E")
+        return f"store/ti/{self.ti_id}/{segment}"
+
+    def _expiry(self, retention: timedelta | _NeverExpire | None) -> str | None:
+        """The absolute expiry the server stores: the worker decides it, the server stores it as given."""
+        if retention is NEVER_EXPIRE:
+            return None
+        if retention is None:
+            if self.default_retention_days == 0:
+                return None
+            retention = timedelta(days=self.default_retention_days)
+        if not isinstance(retention, timedelta):
+            raise TypeError(f"retention must be a timedelta, NEVER_EXPIRE or None, not {type(retention).__name__}")
+        return (datetime.now(UTC) + retention).isoformat()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call with retries; raises the typed errors."""
+        try:
+            # A copy per call: a Retrying object keeps per-call state.
+            return self._retrying.copy()(self._attempt, method, path, **kwargs)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()  # always a _Transient: nothing else is retried
+            attempts = exc.last_attempt.attempt_number
+            raise ServiceUnavailableError(
+                f"{method} {path} failed after {attempts} attempts: {last.message}",
+                status=last.status, attempts=attempts,
+            ) from last
+
+    def _attempt(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+        # The Authorization header is built per attempt, so a retry after a refresh uses the new token.
+        headers = {**(headers or {}), "Authorization": f"Bearer {self._token}"}
+        try:
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise _Transient(None, f"{type(exc).__name__}: {exc}") from exc
+        if fresh := response.headers.get(REFRESHED_TOKEN_HEADER):
+            self._token = fresh
+        if response.status_code >= 500:
+            reason, message, _field = _error_detail(response)
+            raise _Transient(response.status_code, f"{response.status_code} {reason}: {message}")
+        if response.is_redirect:
+            # Nothing on the worker API redirects: a redirect means a proxy or a mangled URL,
+            # and following it could read or write somewhere else. Never treat it as success.
+            raise TaskStoreHTTPError(
+                response.status_code, "unexpected_redirect",
+                f"{method} {response.request.url} was redirected to {response.headers.get('Location')}",
+            )
+        if not response.is_success:
+            reason, message, field = _error_detail(response)
+            error = _ERRORS_BY_STATUS.get(response.status_code, TaskStoreHTTPError)
+            raise error(response.status_code, reason, message, field)
+        return response
+
+
+def _subject(token: str) -> str:
+    """The task instance a token names. Read without verifying: only the server can verify,
+    and it will refuse a bad token with a 401 anyway."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError as exc:
+        raise ValueError(f"token is not a JWT ({exc}); pass ti_id= explicitly") from None
+    subject = claims.get("sub")
+    if not subject:
+        raise ValueError("token has no 'sub' claim naming the task instance; pass ti_id= explicitly")
+    return str(subject)

@@ -1,0 +1,45 @@
+"""The server-rendered admin UI: Jinja pages, WTForms, htmx for partial updates.
+
+Every page needs a logged-in user (the session cookie holds the user's id); the user is
+read again on each request, so a changed role or a deleted user takes effect at once."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, g, redirect, request, session, url_for
+
+from ..api.admin import ROLE_RANK
+from ..auth import users
+from ..errors import Forbidden
+from . import formatting
+
+bp = Blueprint("ui", __name__)
+formatting.register(bp)
+PUBLIC_ENDPOINTS = {"ui.login", "ui.logout"}
+
+
+@bp.before_request
+def load_user():
+    user_id = session.get("user_id")
+    g.user = users.get(user_id) if isinstance(user_id, int) else None
+    if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
+        return redirect(url_for("ui.login", next=request.full_path.removesuffix("?")))
+    return None
+
+
+def require_role(role: str) -> None:
+    """For the editing views: viewers may read, editors change keys, admins do everything."""
+    if ROLE_RANK[g.user.role] < ROLE_RANK[role]:
+        raise Forbidden(f"This needs the {role} role; you have {g.user.role}")
+
+
+def safe_next(target: str | None) -> str:
+    """Only paths on this site: an open redirect would let a link log people in elsewhere."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return url_for("ui.dags")
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else url_for("ui.dags")
+
+
+from . import auth_views, views  # noqa: E402,F401  (they add routes to bp)
