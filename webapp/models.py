@@ -138,7 +138,7 @@ class ApiKey(db.Model):
 
 
 class User(db.Model):
-    """A person who logs in to the admin UI. Roles rank as ``auth.api_keys.ROLES``."""
+    """A person who logs in to the admin UI. Roles: ``auth.roles``."""
 
     __tablename__ = "app_user"  # "user" is a reserved word on PostgreSQL
     __table_args__ = (UniqueConstraint("username", name="app_user_username_uq"),)

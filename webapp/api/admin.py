@@ -8,8 +8,9 @@ from typing import Any
 from flask import Blueprint, current_app, g, request
 
 from .. import runs, store
-from ..auth import api_keys, tokens
-from ..errors import Forbidden, InvalidInput, Unauthenticated
+from ..auth import api_keys, roles, tokens, users
+from ..errors import InvalidInput, Unauthenticated
+from ..extensions import csrf
 from ..models import DagRun, TaskInstance
 from ..transactions import committed
 from . import schemas
@@ -21,22 +22,33 @@ bp = Blueprint("admin", __name__, url_prefix="/api/v2")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-ROLE_RANK = {role: rank for rank, role in enumerate(api_keys.ROLES)}
+
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 @bp.before_request
 def authenticate() -> None:
-    key = bearer_token()
-    record = api_keys.authenticate(key)
-    if record is None:
-        hint = " (worker tokens are not accepted here)" if key.count(".") == 2 else ""
-        raise Unauthenticated(f"Invalid API key{hint}")
-    g.api_key = record
+    """An API key in the Authorization header, or the session of a logged-in person. The
+    session rides on a cookie the browser sends by itself, so its changes need the CSRF token."""
+    if "Authorization" in request.headers:
+        key = bearer_token()
+        record = api_keys.authenticate(key)
+        if record is None:
+            hint = " (worker tokens are not accepted here)" if key.count(".") == 2 else ""
+            raise Unauthenticated(f"Invalid API key{hint}")
+        g.principal = roles.Principal(f"api-key:{record.name}", record.role)
+        return
+    user = users.logged_in()
+    if user is None:
+        raise Unauthenticated("Send an admin API key (Authorization: Bearer <key>) or log in")
+    if request.method not in SAFE_METHODS:
+        csrf.protect()
+    g.principal = users.principal(user)
 
 
 def require_role(role: str) -> None:
-    if ROLE_RANK[g.api_key.role] < ROLE_RANK[role]:
-        raise Forbidden(f"This needs the {role} role; the API key {g.api_key.name!r} has {g.api_key.role}")
+    g.principal.require(role)
 
 
 def only_fields(body: dict, allowed: tuple[str, ...]) -> None:

@@ -39,7 +39,7 @@ def scope(dag_id: str, run_id: str, task_id: str) -> store.TaskInstanceScope:
 
 
 def actor() -> str:
-    return f"api-key:{g.api_key.name}"
+    return g.principal.name
 
 
 def new_value(body: dict) -> str:

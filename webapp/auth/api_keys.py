@@ -10,9 +10,9 @@ from sqlalchemy import select
 from ..errors import InvalidInput
 from ..extensions import db
 from ..models import ApiKey
+from . import roles
 
 KEY_PREFIX = "tsk_"
-ROLES = ("viewer", "editor", "admin")
 
 
 def _digest(key: str) -> str:
@@ -21,8 +21,7 @@ def _digest(key: str) -> str:
 
 def create(name: str, role: str = "admin") -> tuple[ApiKey, str]:
     """Add a key and return it with its secret text (which is not stored)."""
-    if role not in ROLES:
-        raise InvalidInput("role", f"must be one of {', '.join(ROLES)}")
+    roles.validate(role)
     if not name or len(name) > 100:
         raise InvalidInput("name", "must be 1 to 100 characters")
     key = KEY_PREFIX + secrets.token_urlsafe(32)

@@ -13,7 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..errors import Conflict, InvalidInput
 from ..extensions import db
 from ..models import User
-from .api_keys import ROLES
+from . import roles
 
 USERNAME = re.compile(r"[\w.@+-]{1,100}")
 MIN_PASSWORD_LENGTH = 8
@@ -32,8 +32,7 @@ def validate_password(password: str) -> str:
 def create(username: str, password: str, role: str = "viewer") -> User:
     if not USERNAME.fullmatch(username or ""):
         raise InvalidInput("username", "must be 1 to 100 letters, digits or . _ @ + -")
-    if role not in ROLES:
-        raise InvalidInput("role", f"must be one of {', '.join(ROLES)}")
+    roles.validate(role)
     validate_password(password)
     if get_by_username(username) is not None:
         raise Conflict(f"User {username!r} already exists")
@@ -68,3 +67,16 @@ def get_by_username(username: str) -> User | None:
 
 def get(user_id: int) -> User | None:
     return db.session.get(User, user_id)
+
+
+def logged_in() -> User | None:
+    """The user whose id the session cookie carries, read afresh: a deleted user or a
+    changed role takes effect on the next request."""
+    from flask import session
+
+    user_id = session.get("user_id")
+    return get(user_id) if isinstance(user_id, int) else None
+
+
+def principal(user: User) -> roles.Principal:
+    return roles.Principal(user.username, user.role)

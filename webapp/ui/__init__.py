@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, g, redirect, request, session, url_for
+from flask import Blueprint, g, redirect, request, url_for
 
-from ..api.admin import ROLE_RANK
 from ..auth import users
-from ..errors import Forbidden
 from . import formatting
 
 bp = Blueprint("ui", __name__)
@@ -21,8 +19,7 @@ PUBLIC_ENDPOINTS = {"ui.login", "ui.logout"}
 
 @bp.before_request
 def load_user():
-    user_id = session.get("user_id")
-    g.user = users.get(user_id) if isinstance(user_id, int) else None
+    g.user = users.logged_in()
     if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
         return redirect(url_for("ui.login", next=request.full_path.removesuffix("?")))
     return None
@@ -30,8 +27,7 @@ def load_user():
 
 def require_role(role: str) -> None:
     """For the editing views: viewers may read, editors change keys, admins do everything."""
-    if ROLE_RANK[g.user.role] < ROLE_RANK[role]:
-        raise Forbidden(f"This needs the {role} role; you have {g.user.role}")
+    users.principal(g.user).require(role)
 
 
 def safe_next(target: str | None) -> str:
