@@ -592,7 +592,7 @@ def test_dag_listing_is_ordered_and_paged(app, client, admin, worker_auth):
     assert body["total_entries"] == 3
     assert [dag["dag_id"] for dag in body["dags"]] == ["a_dag", "b_dag", "c_dag"]
     by_id = {dag["dag_id"]: dag for dag in body["dags"]}
-    assert by_id["b_dag"]["dag_run_count"] == 2
+    assert by_id["b_dag"]["run_count"] == 2
     assert by_id["a_dag"]["key_count"] == 2  # the expired key is gone for every reader
     assert by_id["c_dag"]["key_count"] == 0
 

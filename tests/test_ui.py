@@ -428,3 +428,25 @@ def test_serve_demo_creates_an_admin_user_and_prints_its_password(app, client, t
 
     cli._prepare_demo(app, tmp_path, "http://127.0.0.1:8080")  # a restart keeps the login
     assert f"password {password}" in capsys.readouterr().out
+
+
+def test_login_attempts_are_throttled_per_username_and_address(client, make_user):
+    make_user("alice")
+    for _ in range(5):
+        assert "Invalid username or password." in log_in(client, "alice", "wrong password").text
+    throttled = log_in(client, "alice", PASSWORD)  # even the right password is not checked now
+    assert throttled.status_code == 429 and "Too many failed logins" in throttled.text
+    assert client.get("/").status_code == 302
+    make_user("bob")
+    assert log_in(client, "bob").status_code == 302  # another username from the same address still works
+
+
+def test_a_successful_login_forgets_earlier_failures(client, make_user):
+    make_user("alice")
+    for _ in range(4):
+        log_in(client, "alice", "wrong password")
+    assert log_in(client, "alice").status_code == 302
+    client.post("/logout", data={"csrf_token": csrf_token(client.get("/").text)})
+    for _ in range(4):
+        log_in(client, "alice", "wrong password")
+    assert log_in(client, "alice").status_code == 302

@@ -142,7 +142,7 @@ def _prepare_demo(app: Flask, instance_path: Path, base_url: str) -> None:
 
     with app.app_context():
         upgrade()
-        if not runs.list_dags(limit=1, offset=0).total:
+        if not runs.dag_summaries(limit=1, offset=0).total:
             demo.load()
         key_file = instance_path / "demo-api-key"
         if not key_file.exists():

@@ -171,3 +171,19 @@ class KeyChange(db.Model):
     new_value: Mapped[str | None] = mapped_column(LongText)
     old_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     new_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LoginFailure(db.Model):
+    """A failed login, kept for the throttle window. In the database rather than in memory,
+    so every process behind a load balancer counts the same attempts."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (
+        Index("login_failure_user_idx", "username", "failed_at"),
+        Index("login_failure_addr_idx", "remote_addr", "failed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100))
+    remote_addr: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

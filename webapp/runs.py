@@ -190,27 +190,6 @@ class Page:
     total: int
 
 
-def list_dags(limit: int, offset: int) -> Page:
-    total = db.session.execute(select(func.count(distinct(DagRun.dag_id)))).scalar_one()
-    rows = db.session.execute(
-        select(DagRun.dag_id, func.count().label("run_count"))
-        .group_by(DagRun.dag_id).order_by(DagRun.dag_id).limit(limit).offset(offset)
-    ).all()
-    dag_ids = [row.dag_id for row in rows]
-    key_counts = dict(
-        db.session.execute(
-            select(TaskState.dag_id, func.count())
-            .where(TaskState.dag_id.in_(dag_ids), store.live_condition())
-            .group_by(TaskState.dag_id)
-        ).all()
-    ) if dag_ids else {}
-    items = [
-        {"dag_id": row.dag_id, "dag_run_count": row.run_count, "key_count": key_counts.get(row.dag_id, 0)}
-        for row in rows
-    ]
-    return Page(items, total)
-
-
 def list_dag_runs(dag_id: str, limit: int, offset: int, state: str | None = None) -> Page:
     conditions = [DagRun.dag_id == dag_id]
     if state is not None:

@@ -3,6 +3,7 @@ instances for a scheduler, worker tokens, and listings. Callers present an admin
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, current_app, g, request
@@ -119,8 +120,8 @@ def task_specs(raw: Any) -> list[runs.TaskSpec]:
 @bp.get("/dags")
 @documented("List DAGs with their numbers of runs and keys", tag="Runs", ok={200: schemas.DagList}, errors=(401, 422), query=("limit", "offset"))
 def list_dags():
-    page = runs.list_dags(*paging())
-    return {"dags": page.items, "total_entries": page.total}
+    page = runs.dag_summaries(*paging())
+    return {"dags": [asdict(dag) for dag in page.items], "total_entries": page.total}
 
 
 @bp.get("/dags/<dag_id>/dagRuns")

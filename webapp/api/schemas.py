@@ -78,8 +78,9 @@ class DagRunCreated(DagRunOut):
 
 class DagOut(BaseModel):
     dag_id: str
-    dag_run_count: int
-    key_count: int
+    run_count: int
+    task_instances_with_keys: int = Field(description="Task instances holding live keys")
+    key_count: int = Field(description="Live keys")
 
 
 class DagList(BaseModel):

@@ -7,7 +7,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from ..auth import users
+from ..auth import login_throttle, users
+from ..transactions import committed
 from . import bp, safe_next
 
 
@@ -22,15 +23,23 @@ def login():
     if g.user is not None and request.method == "GET":
         return redirect(target)
     form = LoginForm()
-    error = None
+    error, status = None, 200
     if form.validate_on_submit():
-        user = users.authenticate(form.username.data, form.password.data)
-        if user is not None:
-            session.clear()  # nothing from before the login carries over
-            session["user_id"] = user.id
-            return redirect(target)
-        error = "Invalid username or password."
-    return render_template("login.html", form=form, error=error, next=request.args.get("next", ""))
+        username, address = form.username.data, request.remote_addr or "unknown"
+        try:
+            login_throttle.check(username, address)
+        except login_throttle.TooManyAttempts as exc:
+            error, status = exc.message, exc.status
+        else:
+            user = users.authenticate(username, form.password.data)
+            if user is not None:
+                committed(lambda: login_throttle.forget(username, address))
+                session.clear()  # nothing from before the login carries over
+                session["user_id"] = user.id
+                return redirect(target)
+            committed(lambda: login_throttle.record_failure(username, address))
+            error = "Invalid username or password."
+    return render_template("login.html", form=form, error=error, next=request.args.get("next", "")), status
 
 
 @bp.post("/logout")
