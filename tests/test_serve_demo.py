@@ -1,0 +1,48 @@
+"""``taskstore serve --demo``: the first command of the README works from nothing."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+
+from conftest import free_port
+
+
+def test_serve_demo_starts_with_data_a_key_and_a_login(tmp_path):
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TASKSTORE_")}
+    env["TASKSTORE_INSTANCE_PATH"] = str(tmp_path)
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "webapp", "serve", "--demo", "--port", str(port)],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        output = log_path.read_text()
+        key = re.search(r"Admin API key: (\S+)", output).group(1)
+        password = re.search(r"Admin UI login: user 'admin', password (\S+)", output).group(1)
+        assert f"http://127.0.0.1:{port}/" in output
+
+        dags = httpx.get(base + "/api/v2/dags", headers={"Authorization": f"Bearer {key}"}).json()
+        assert dags["total_entries"] >= 3 and all(dag["key_count"] > 0 for dag in dags["dags"])
+        assert (tmp_path / "taskstore-demo.db").exists()
+
+        with httpx.Client(base_url=base) as browser:
+            page = browser.get("/login").text
+            token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+            response = browser.post("/login", data={"username": "admin", "password": password, "csrf_token": token})
+            assert response.status_code == 302
+            assert "spark_daily_aggregation" in browser.get("/").text
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
