@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from webapp import cli, runs, store
+from webapp import cli, runs
 from webapp.auth import users
 from webapp.extensions import db
 from webapp.models import utcnow

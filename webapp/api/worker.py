@@ -62,7 +62,7 @@ def put_key(ti_id: str, key: str):
     scope = authorized_task_instance(ti_id)
     key = key_from_path(key)
     encoded, expires_at = store.parse_worker_put_body(request_body())
-    store.warn_if_oversized(scope, key, encoded, current_app.config["TASKSTORE"].max_value_bytes)
+    store.warn_if_oversized(scope.ti_id, key, encoded, current_app.config["TASKSTORE"].max_value_bytes)
     committed(lambda: store.write(scope, key, encoded, expires_at))
     return no_content()
 

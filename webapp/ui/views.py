@@ -3,18 +3,30 @@ call ``runs`` / ``store`` and render; the queries live in those modules."""
 
 from __future__ import annotations
 
-from flask import make_response, render_template, request, url_for
+from flask import g, make_response, render_template, request, url_for
 
-from .. import runs, store
+from .. import history, runs, store
+from ..auth import users
 from ..errors import InvalidInput
 from ..models import utcnow
 from . import bp
+from .forms import AddKeyForm
 
 DAGS_PER_PAGE = 100
 RUNS_PER_PAGE = 50
 TASK_INSTANCES_PER_PAGE = 200
 KEYS_PER_PAGE = 100
+HISTORY_ROWS = 20
 POLL_STOP = 286  # htmx stops polling on this status: the task instance is no longer running
+
+
+@bp.app_template_global()
+def has_role(role: str) -> bool:
+    """Whether the logged-in person may do this: templates show edit controls to editors only."""
+    return g.user is not None and users.principal(g.user).has(role)
+
+
+INT_MAX = 2**31 - 1
 
 
 def int_arg(name: str, default: int | None, minimum: int) -> int | None:
@@ -27,6 +39,8 @@ def int_arg(name: str, default: int | None, minimum: int) -> int | None:
         raise InvalidInput(name, f"must be an integer, not {raw!r}") from None
     if value < minimum:
         raise InvalidInput(name, f"must be at least {minimum}")
+    if value > INT_MAX:  # beyond the 32-bit columns: the database would overflow (a 500)
+        raise InvalidInput(name, f"must be at most {INT_MAX}")
     return value
 
 
@@ -74,29 +88,54 @@ def dag_run(dag_id: str, run_id: str):
 
 @bp.get("/dags/<dag_id>/runs/<run_id>/tasks/<task_id>")
 def task_instance(dag_id: str, run_id: str, task_id: str):
-    map_index = int_arg("map_index", -1, -1)
+    ti = runs.get_task_instance(dag_id, run_id, task_id, int_arg("map_index", -1, -1))
+    # htmx asks for the rows alone (the polling table body); a history restore wants the page.
+    if is_htmx() and "HX-History-Restore-Request" not in request.headers:
+        response = make_response(render_template("_keys_rows.html", **key_table_context(ti)))
+        if ti.state != "running":
+            response.status_code = POLL_STOP
+    else:
+        response = make_response(task_instance_page(ti))
+    # The same URL answers a page or a fragment: caches must keep them apart.
+    response.vary.add("HX-Request")
+    return response
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def key_table_context(ti) -> dict:
     offset = int_arg("offset", 0, 0)
     show_expired = request.args.get("show_expired") == "1"
-    ti = runs.get_task_instance(dag_id, run_id, task_id, map_index)
     now = utcnow()
     entries, total = store.list_entries(
         store.scope_of(ti), limit=KEYS_PER_PAGE, offset=offset, include_expired=show_expired, now=now
     )
-    context = dict(ti=ti, entries=entries, total=total, now=now, offset=offset, limit=KEYS_PER_PAGE,
-                   show_expired=show_expired, self_url=request.full_path.removesuffix("?"))
-    # htmx asks for the rows alone (the polling table body); a history restore wants the page.
-    fragment = request.headers.get("HX-Request") == "true" and "HX-History-Restore-Request" not in request.headers
-    if fragment:
-        response = make_response(render_template("_keys_rows.html", **context))
-        if ti.state != "running":
-            response.status_code = POLL_STOP
-    else:
-        response = make_response(render_template(
-            "task_instance.html", **context, crumbs=breadcrumbs(dag_id, run_id, task_id, map_index)
-        ))
-    # The same URL answers a page or a fragment: caches must keep them apart.
-    response.vary.add("HX-Request")
-    return response
+    return dict(ti=ti, entries=entries, total=total, now=now, offset=offset, limit=KEYS_PER_PAGE,
+                show_expired=show_expired)
+
+
+@bp.app_template_global()
+def ti_url(endpoint: str, ti, **args) -> str:
+    """A URL about one task instance (its page, or an edit route with ``key=``)."""
+    if ti.map_index != -1:
+        args["map_index"] = ti.map_index
+    return url_for(endpoint, dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, **args)
+
+
+def task_instance_page(ti, add_form=None) -> str:
+    """The whole page; the add-key view renders it again with a refused form's errors."""
+    if add_form is None and has_role("editor"):
+        add_form = AddKeyForm(formdata=None)
+    if add_form is not None:
+        add_form.set_expiration_choices()
+    return render_template(
+        "task_instance.html", **key_table_context(ti), add_form=add_form,
+        self_url=request.full_path.removesuffix("?"),
+        history=history.for_task_instance(store.scope_of(ti), HISTORY_ROWS),
+        crumbs=breadcrumbs(ti.dag_id, ti.run_id, ti.task_id, ti.map_index),
+    )
 
 
 @bp.app_template_global()

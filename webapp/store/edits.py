@@ -1,0 +1,191 @@
+"""Versioned edits for people (UI) and tools (admin API), and the listing they work from."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from ..errors import InvalidInput, KeyNotFound, PreconditionFailed
+from ..extensions import db
+from ..models import TaskState, utcnow
+from .keys import TaskInstanceScope, _in_scope, _live, write
+from .rules import expiry_for_retention, parse_timestamp
+
+
+# --- versioned edits: the admin API and the UI --------------------------------------------
+#
+# People edit keys while workers write them. Each edit names the row version it was based
+# on (an ETag of row id and version, so a key deleted and re-created never matches an old
+# form) and is refused with 412 when the row moved on. Each returns the entry before and
+# after, which the history records.
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    key: str
+    value_json: str
+    version: int
+    updated_at: datetime
+    expires_at: datetime | None
+
+    @property
+    def value(self) -> Any:
+        return json.loads(self.value_json)
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.id}.{self.version}"'
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass(frozen=True)
+class Change:
+    before: Entry | None
+    after: Entry | None
+
+
+def parse_etag(raw: str) -> tuple[int, int]:
+    try:
+        row_id, version = raw.strip().removeprefix("W/").strip('"').split(".")
+        return int(row_id), int(version)
+    except ValueError:
+        raise InvalidInput("If-Match", f"{raw!r} is not an ETag of this API") from None
+
+
+def parse_admin_expiry(raw: Any, retention_days: int, now: datetime | None = None) -> datetime | None:
+    """``"default"`` (the configured retention), null (never) or an aware future timestamp."""
+    now = now or utcnow()
+    if raw == "default":
+        return expiry_for_retention(retention_days, now)
+    if isinstance(raw, str) and _is_naive_timestamp(raw):
+        raise InvalidInput("expires_at", "must include a UTC offset, e.g. 2026-12-01T00:00:00Z")
+    expires_at = parse_timestamp(raw)
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("expires_at", "is in the past; delete the key instead")
+    return expires_at
+
+
+def _is_naive_timestamp(raw: str) -> bool:
+    try:
+        return datetime.fromisoformat(raw).tzinfo is None
+    except ValueError:
+        return False  # not a timestamp at all: parse_timestamp says so
+
+
+def current_entry(scope: TaskInstanceScope, key: str, now: datetime | None = None) -> Entry | None:
+    """The live entry of a key, or None when it is absent or expired."""
+    row = db.session.execute(
+        select(TaskState.id, TaskState.key, TaskState.value, TaskState.version,
+               TaskState.updated_at, TaskState.expires_at)
+        .where(*_in_scope(scope), TaskState.key == key, _live(now or utcnow()))
+    ).first()
+    return None if row is None else Entry(*row)
+
+
+def get_entry(scope: TaskInstanceScope, key: str, now: datetime | None = None) -> Entry:
+    entry = current_entry(scope, key, now)
+    if entry is None:
+        raise KeyNotFound(key)
+    return entry
+
+
+def _check_precondition(key: str, current: Entry | None, if_match: str | None) -> None:
+    if if_match is None:
+        return
+    if current is None or (current.id, current.version) != parse_etag(if_match):
+        state = "was deleted" if current is None else f"is now version {current.version}"
+        raise PreconditionFailed(f"Key {key!r} changed since you read it: it {state}", current)
+
+
+def _guarded_update(scope: TaskInstanceScope, key: str, before: Entry, values: dict) -> None:
+    """UPDATE only the row version we checked; a worker write in between makes it a 412."""
+    updated = db.session.execute(
+        update(TaskState)
+        .where(*_in_scope(scope), TaskState.id == before.id, TaskState.version == before.version)
+        .values(**values, version=TaskState.version + 1)
+    ).rowcount
+    if updated == 0:
+        raise PreconditionFailed(f"Key {key!r} changed while saving", current_entry(scope, key))
+
+
+UNCONDITIONAL_EDIT_ATTEMPTS = 10
+
+
+def _edit(key: str, if_match: str | None, attempt: Callable[[], Change]) -> Change:
+    """An edit without If-Match asked for no precondition: when a worker wrote the key between
+    our read and our guarded update, read again and retry instead of answering 412."""
+    for remaining in range(UNCONDITIONAL_EDIT_ATTEMPTS - 1, -1, -1):
+        try:
+            return attempt()
+        except PreconditionFailed:
+            if if_match is not None or not remaining:
+                raise
+    raise AssertionError("unreachable")
+
+
+def put_entry(scope: TaskInstanceScope, key: str, encoded_value: str, expires_at: datetime | None, *,
+              if_match: str | None = None, now: datetime | None = None) -> Change:
+    now = now or utcnow()
+
+    def attempt() -> Change:
+        before = current_entry(scope, key, now)
+        _check_precondition(key, before, if_match)
+        if before is None:
+            write(scope, key, encoded_value, expires_at, now)
+        else:
+            _guarded_update(scope, key, before, {"value": encoded_value, "expires_at": expires_at, "updated_at": now})
+        return Change(before, get_entry(scope, key, now))
+
+    return _edit(key, if_match, attempt)
+
+
+def patch_value(scope: TaskInstanceScope, key: str, encoded_value: str, *,
+                if_match: str | None = None, now: datetime | None = None) -> Change:
+    """Change the value and keep the expiry."""
+    now = now or utcnow()
+
+    def attempt() -> Change:
+        before = current_entry(scope, key, now)
+        _check_precondition(key, before, if_match)
+        if before is None:
+            raise KeyNotFound(key)
+        _guarded_update(scope, key, before, {"value": encoded_value, "updated_at": now})
+        return Change(before, get_entry(scope, key, now))
+
+    return _edit(key, if_match, attempt)
+
+
+def delete_entry(scope: TaskInstanceScope, key: str, *, if_match: str | None = None,
+                 now: datetime | None = None) -> Change:
+    before = current_entry(scope, key, now)
+    _check_precondition(key, before, if_match)
+    if before is not None:
+        deleted = db.session.execute(
+            delete(TaskState).where(TaskState.id == before.id, TaskState.version == before.version)
+        ).rowcount
+        if deleted == 0 and if_match is not None:
+            raise PreconditionFailed(f"Key {key!r} changed while deleting", current_entry(scope, key))
+    return Change(before, None)
+
+
+def list_entries(scope: TaskInstanceScope, *, limit: int, offset: int = 0, include_expired: bool = False,
+                 now: datetime | None = None) -> tuple[list[Entry], int]:
+    """A task instance's entries ordered by key, one page of them, and how many there are."""
+    conditions = list(_in_scope(scope))
+    if not include_expired:
+        conditions.append(_live(now or utcnow()))
+    total = db.session.execute(select(func.count()).select_from(TaskState).where(*conditions)).scalar_one()
+    rows = db.session.execute(
+        select(TaskState.id, TaskState.key, TaskState.value, TaskState.version,
+               TaskState.updated_at, TaskState.expires_at)
+        .where(*conditions).order_by(TaskState.key).limit(limit).offset(offset)
+    ).all()
+    return [Entry(*row) for row in rows], total

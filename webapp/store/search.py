@@ -1,0 +1,45 @@
+"""Finding keys by name across all task instances (the UI's search page)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import TaskState, utcnow
+from .keys import _live
+
+
+@dataclass(frozen=True)
+class KeyHit:
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    key: str
+    updated_at: datetime
+    expires_at: datetime | None
+
+
+def search_keys(substring: str, dag_id: str | None = None, *, limit: int, offset: int = 0,
+                now: datetime | None = None) -> tuple[list[KeyHit], int]:
+    """Live keys whose name contains ``substring``, ignoring case, across all task instances
+    (or one DAG's), ordered by DAG, run, task, map index and key; one page and the total.
+
+    ``icontains`` with ``autoescape`` escapes the user's ``%``, ``_`` and the escape character,
+    so they match literally. It compares LOWER() of both sides (ILIKE on PostgreSQL), which
+    works the same on MariaDB's binary collation; SQLite folds the case of ASCII letters only."""
+    conditions = [TaskState.key.icontains(substring, autoescape=True), _live(now or utcnow())]
+    if dag_id:
+        conditions.append(TaskState.dag_id == dag_id)
+    total = db.session.execute(select(func.count()).select_from(TaskState).where(*conditions)).scalar_one()
+    rows = db.session.execute(
+        select(TaskState.dag_id, TaskState.run_id, TaskState.task_id, TaskState.map_index, TaskState.key,
+               TaskState.updated_at, TaskState.expires_at)
+        .where(*conditions)
+        .order_by(TaskState.dag_id, TaskState.run_id, TaskState.task_id, TaskState.map_index, TaskState.key)
+        .limit(limit).offset(offset)
+    ).all()
+    return [KeyHit(*row) for row in rows], total

@@ -1,0 +1,107 @@
+"""The editing forms. Validators call the store's own rules (JSON, NaN, size, key), so the
+UI refuses exactly what the admin API refuses; each error lands on the field it is about."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from flask_wtf import FlaskForm
+from wtforms import DateTimeLocalField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Optional, ValidationError
+
+from .. import store
+from ..errors import InvalidInput
+
+KEEP = "keep"  # edit only: leave the expiry as it is (a PATCH, in the admin API's terms)
+INVALID = object()  # chosen_expiry's answer when it put an error on the Expires at field
+EXTEND_BY = {"1h": ("+1 hour", timedelta(hours=1)), "1d": ("+1 day", timedelta(days=1)),
+             "7d": ("+7 days", timedelta(days=7))}
+
+
+def _settings():
+    return current_app.config["TASKSTORE"]
+
+
+def default_label() -> str:
+    days = _settings().default_retention_days
+    if days == 0:
+        return "Default (never expires)"
+    return f"Default ({days} day{'' if days == 1 else 's'})"
+
+
+def json_value(form, field) -> None:
+    """Parse, encode and size-check the value; the encoded text is kept for the save."""
+    try:
+        encoded = store.encode_value(store.parse_json(field.data or "", "value"))
+        store.check_value_size(encoded, _settings().max_value_bytes)
+    except InvalidInput as exc:
+        raise ValidationError(f"Value {exc.problem}") from None
+    form.encoded_value = encoded
+
+
+def valid_key(form, field) -> None:
+    try:
+        store.validate_key(field.data or "")
+    except InvalidInput as exc:
+        raise ValidationError(f"Key {exc.problem}") from None
+
+
+class ExpiryMixin:
+    """Expiration (Default / Never / Custom) and Expires at, read as UTC."""
+
+    expiration = SelectField("Expiration", default="default")
+    expires_at = DateTimeLocalField("Expires at", format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"], tz=UTC,
+                                    validators=[Optional()])
+
+    def set_expiration_choices(self, keep_label: str | None = None) -> None:
+        choices = [SelectChoice("default", default_label()), SelectChoice("never", "Never"),
+                   SelectChoice("custom", "Custom")]
+        if keep_label is not None:
+            choices.insert(0, SelectChoice(KEEP, keep_label))
+        self.expiration.choices = choices
+
+    def chosen_expiry(self, now: datetime):
+        """The new expiry (None: never), KEEP, or INVALID with the error on Expires at."""
+        choice = self.expiration.data
+        if choice == KEEP:
+            return KEEP
+        retention = _settings().default_retention_days
+        if choice == "never":
+            return None
+        if choice == "default":
+            return store.parse_admin_expiry("default", retention, now)
+        if self.expires_at.data is None:
+            if not self.expires_at.errors:  # an unparsable date already says why
+                self.expires_at.errors = ["Enter a date and time (UTC) for a custom expiry"]
+            return INVALID
+        try:
+            return store.parse_admin_expiry(self.expires_at.data.isoformat(), retention, now)
+        except InvalidInput as exc:
+            self.expires_at.errors = [f"Expires at {exc.problem}"]
+            return INVALID
+
+
+class AddKeyForm(ExpiryMixin, FlaskForm):
+    key = StringField("Key", validators=[InputRequired("Enter a key"), valid_key])
+    value = TextAreaField("Value", validators=[InputRequired("Enter a JSON value"), json_value])
+
+
+class EditKeyForm(ExpiryMixin, FlaskForm):
+    value = TextAreaField("Value", validators=[InputRequired("Enter a JSON value"), json_value])
+    # The ETag of the entry the form was opened on: a save based on an older one is refused.
+    version = HiddenField(validators=[InputRequired()])
+
+
+class VersionedForm(FlaskForm):
+    """Delete and extend: a CSRF token and the version the button was shown for."""
+
+    version = HiddenField(validators=[InputRequired()])
+
+
+class ExtendForm(VersionedForm):
+    by = SelectField(choices=[SelectChoice(name, label) for name, (label, _delta) in EXTEND_BY.items()])
+
+
+class ClearForm(FlaskForm):
+    all_map_indices = HiddenField(default="")
