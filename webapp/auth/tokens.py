@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -40,24 +41,36 @@ def issue(ti_id: uuid.UUID | str, now: datetime | None = None) -> tuple[str, dat
     return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=ALGORITHM), expires_at
 
 
-def verify(token: str) -> WorkerToken:
+def verify(token: str, now: datetime | None = None) -> WorkerToken:
+    worker_token = _verified(current_app.config["SECRET_KEY"], token)
+    if (now or datetime.now(UTC)) > worker_token.expires_at + timedelta(seconds=LEEWAY_SECONDS):
+        raise TokenInvalid("token has expired")
+    return worker_token
+
+
+@lru_cache(maxsize=4096)
+def _verified(secret: str, token: str) -> WorkerToken:
+    """What never changes for one token string: signature, audience, scope, claims. A worker
+    sends the same token call after call, so each process checks it once; the expiry, which
+    does change with time, ``verify`` checks on every call. Refusals are not cached."""
     try:
         claims = jwt.decode(
             token,
-            current_app.config["SECRET_KEY"],
+            secret,
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             leeway=LEEWAY_SECONDS,
-            options={"require": ["sub", "exp", "iat", "aud"]},
+            options={"require": ["sub", "exp", "iat", "aud"], "verify_exp": False},
         )
-    except jwt.ExpiredSignatureError:
-        raise TokenInvalid("token has expired") from None
     except jwt.InvalidTokenError as exc:
         raise TokenInvalid(f"invalid token ({exc})") from None
     if claims.get("scope") != SCOPE:
         raise TokenInvalid("not a task-store worker token")
-    return WorkerToken(
-        ti_id=str(claims["sub"]).lower(),
-        issued_at=datetime.fromtimestamp(claims["iat"], UTC),
-        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
-    )
+    try:
+        return WorkerToken(
+            ti_id=str(claims["sub"]).lower(),
+            issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        )
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise TokenInvalid("invalid token (iat or exp is not a timestamp)") from None

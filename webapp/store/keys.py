@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -35,14 +36,38 @@ def parse_ti_id(raw: str) -> uuid.UUID:
         raise NotFound(f"Task instance {raw} not found") from None
 
 
+# The worker path runs these on every call, so they are built once, with bind parameters,
+# over the tables (not ORM entities): no statement construction or ORM layer per request.
+_TI = TaskInstance.__table__
+_STATE = TaskState.__table__
+_SCOPE = (
+    _STATE.c.dag_run_id == bindparam("dag_run_id"),
+    _STATE.c.task_id == bindparam("task_id"),
+    _STATE.c.map_index == bindparam("map_index"),
+    _STATE.c.key == bindparam("key"),
+)
+_FIND_TI = select(_TI.c.dag_run_id, _TI.c.dag_id, _TI.c.run_id, _TI.c.task_id, _TI.c.map_index).where(
+    _TI.c.id == bindparam("ti_id")
+)
+_READ = select(_STATE.c.value).where(
+    *_SCOPE, or_(_STATE.c.expires_at.is_(None), _STATE.c.expires_at > bindparam("now"))
+)
+_DELETE_KEY = delete(_STATE).where(*_SCOPE)
+_UPSERT_COLUMNS = ("dag_run_id", "dag_id", "run_id", "task_id", "map_index", "key", "value", "version",
+                   "updated_at", "expires_at")
+
+
+def _run(statement, parameters: dict):
+    return db.session.connection().execute(statement, parameters)
+
+
+def _scope_parameters(scope: TaskInstanceScope, key: str) -> dict:
+    return {"dag_run_id": scope.dag_run_id, "task_id": scope.task_id, "map_index": scope.map_index, "key": key}
+
+
 def find_task_instance(ti_id: uuid.UUID) -> TaskInstanceScope:
     """One SELECT; NotFound with Airflow's message when the TI does not exist."""
-    row = db.session.execute(
-        select(
-            TaskInstance.dag_run_id, TaskInstance.dag_id, TaskInstance.run_id,
-            TaskInstance.task_id, TaskInstance.map_index,
-        ).where(TaskInstance.id == ti_id)
-    ).first()
+    row = _run(_FIND_TI, {"ti_id": ti_id}).first()
     if row is None:
         raise NotFound(f"Task instance {ti_id} not found")
     return TaskInstanceScope(ti_id, *row)
@@ -67,9 +92,7 @@ def _live(now: datetime):
 
 def read_value_json(scope: TaskInstanceScope, key: str, now: datetime | None = None) -> str:
     """The stored JSON text of a live key; NotFound names the key."""
-    stored = db.session.execute(
-        select(TaskState.value).where(*_in_scope(scope), TaskState.key == key, _live(now or utcnow()))
-    ).scalar()
+    stored = _run(_READ, {**_scope_parameters(scope, key), "now": now or utcnow()}).scalar()
     if stored is None:
         raise KeyNotFound(key)
     return stored
@@ -78,47 +101,46 @@ def read_value_json(scope: TaskInstanceScope, key: str, now: datetime | None = N
 def write(scope: TaskInstanceScope, key: str, encoded_value: str, expires_at: datetime | None,
           now: datetime | None = None) -> None:
     """Create or overwrite in one statement, so racing writers never collide: last write wins."""
-    now = now or utcnow()
     row = {
         "dag_run_id": scope.dag_run_id, "dag_id": scope.dag_id, "run_id": scope.run_id,
         "task_id": scope.task_id, "map_index": scope.map_index, "key": key,
-        "value": encoded_value, "version": 1, "updated_at": now, "expires_at": expires_at,
+        "value": encoded_value, "version": 1, "updated_at": now or utcnow(), "expires_at": expires_at,
     }
     try:
-        db.session.execute(_upsert(row))
+        _run(_upsert_for(db.session.get_bind().dialect.name), row)
     except IntegrityError:
         # The run was deleted between the TI lookup and this write.
         raise NotFound(f"Task instance {scope.ti_id} not found") from None
 
 
-def _upsert(row: dict):
-    dialect = db.session.get_bind().dialect.name
-    table = TaskState.__table__
+@cache
+def _upsert_for(dialect: str):
+    """The dialect's single-statement upsert; the version counts every write."""
+    values = {name: bindparam(name, type_=_STATE.c[name].type) for name in _UPSERT_COLUMNS}
     if dialect in ("mysql", "mariadb"):
-        statement = mysql.insert(table).values(row)
+        statement = mysql.insert(_STATE).values(values)
         return statement.on_duplicate_key_update(
             value=statement.inserted.value,
             updated_at=statement.inserted.updated_at,
             expires_at=statement.inserted.expires_at,
-            version=table.c.version + 1,
+            version=_STATE.c.version + 1,
         )
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    statement = insert(table).values(row)
+    statement = insert(_STATE).values(values)
     return statement.on_conflict_do_update(
         index_elements=["dag_run_id", "task_id", "map_index", "key"],
         set_={
             "value": statement.excluded.value,
             "updated_at": statement.excluded.updated_at,
             "expires_at": statement.excluded.expires_at,
-            "version": table.c.version + 1,
+            "version": _STATE.c.version + 1,
         },
     )
 
 
 def delete_key(scope: TaskInstanceScope, key: str) -> bool:
     """Deleting a key that is not there is fine; returns whether a row went."""
-    result = db.session.execute(delete(TaskState).where(*_in_scope(scope), TaskState.key == key))
-    return result.rowcount > 0
+    return _run(_DELETE_KEY, _scope_parameters(scope, key)).rowcount > 0
 
 
 def _clear_scope(scope: TaskInstanceScope, all_map_indices: bool) -> list:

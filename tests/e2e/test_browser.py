@@ -1,0 +1,327 @@
+"""The admin UI in a real browser (Chromium through Playwright) against the real server
+process (``taskstore serve``, gunicorn), found by the accessible names of issue 3 item 9.
+
+The only waits are Playwright's auto-waiting and ``expect`` timeouts (10 s); nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+expect = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright").expect
+
+DAG, RUN = "etl", "manual_1"
+
+
+def ti_path(task_id: str, map_index: int = -1, dag_id: str = DAG, run_id: str = RUN) -> str:
+    path = f"/dags/{dag_id}/runs/{run_id}/tasks/{task_id}"
+    return path if map_index == -1 else f"{path}?map_index={map_index}"
+
+
+def mark_document(page) -> None:
+    """Tag the current document; any full page load (navigation, reload, form post) loses it."""
+    page.evaluate("window.__e2eSameDocument = true")
+
+
+def assert_same_document(page) -> None:
+    assert page.evaluate("window.__e2eSameDocument === true"), "the page was fully reloaded"
+
+
+def key_rows(page):
+    return page.locator("#key-rows").get_by_role("row")
+
+
+def key_row(page, key: str):
+    """The key table's row for one key, found by its first cell: the key (then maybe a notice
+    such as "Saved."). Slashes are escaped: Playwright's selector would end the regex there."""
+    pattern = "^" + re.escape(key).replace("/", "\\/") + r"(\s|$)"
+    return key_rows(page).filter(has=page.get_by_role("cell", name=re.compile(pattern)))
+
+
+def editing_row(page):
+    """The row an open inline form replaced (the one with a Save button)."""
+    return key_rows(page).filter(has=page.get_by_role("button", name="Save", exact=True))
+
+
+@pytest.fixture
+def etl_run(make_run):
+    """A run with a plain task and a mapped one: {task_id or (task_id, map_index): ti_id}."""
+    return make_run(dag_id=DAG, run_id=RUN, tasks=(("submit", None), ("copy", [0, 1, 2])))
+
+
+@pytest.fixture
+def worker_put(live_server, worker_auth):
+    """Write a key the way a worker does: the worker API of the server process, a worker token."""
+
+    def _put(ti: str, key: str, value, expires_at: str | None = None) -> None:
+        response = httpx.put(
+            f"{live_server}/execution/store/ti/{ti}/{quote(key, safe='')}",
+            json={"value": value, "expires_at": expires_at}, headers=worker_auth(ti), timeout=10,
+        )
+        assert response.status_code == 204, response.text
+
+    return _put
+
+
+# --- logging in and finding a task instance -----------------------------------------------
+
+
+def test_login_refuses_a_wrong_password_then_lands_on_the_dags_page(page, make_user, password, etl_run):
+    make_user("olga", "viewer")
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login\?next=/$"))
+    page.get_by_label("Username").fill("olga")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_have_text("Invalid username or password.")
+
+    page.get_by_label("Username").fill("olga")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("DAGs")
+    expect(page.get_by_role("link", name=DAG, exact=True)).to_be_visible()
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login"))
+
+
+def test_login_returns_to_the_page_asked_for(page, make_user, password, etl_run):
+    make_user("olga", "viewer")
+    page.goto(ti_path("copy", 2))
+    page.get_by_label("Username").fill("olga")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(re.escape(ti_path("copy", 2)) + "$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("copy map index 2")
+
+
+def test_drill_down_from_dags_to_a_mapped_task_instance_by_links(page, make_user, log_in, etl_run, worker_put):
+    worker_put(etl_run[("copy", 1)], "checkpoint", {"partition": "dt=2026-11-02", "last_object": "part-00042"})
+    log_in(make_user("olga", "viewer"))
+
+    dags = page.get_by_role("row").filter(has=page.get_by_role("link", name=DAG, exact=True))
+    expect(dags.get_by_role("cell")).to_have_text([DAG, "1", "1", "1"])  # runs, TIs with keys, keys
+    dags.get_by_role("link", name=DAG, exact=True).click()
+
+    expect(page.get_by_role("heading", level=1)).to_contain_text(DAG)
+    page.get_by_role("link", name=RUN, exact=True).click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(RUN)
+    expect(page.get_by_role("rowheader", name=re.compile(r"^copy\b"))).to_contain_text("3 mapped task instances")
+    page.get_by_role("link", name="copy [1]", exact=True).click()
+
+    expect(page).to_have_url(re.compile(re.escape(ti_path("copy", 1)) + "$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("copy map index 1")
+    row = key_row(page, "checkpoint")
+    expect(row).to_contain_text('"last_object": "part-00042"')
+    expect(row).to_contain_text("UTC")
+
+    crumbs = page.get_by_role("navigation", name="Breadcrumb")
+    expect(crumbs.get_by_role("link")).to_have_text(["DAGs", DAG, RUN])
+    crumbs.get_by_role("link", name=RUN, exact=True).click()
+    page.get_by_role("link", name="submit", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("submit")
+    expect(key_rows(page)).to_have_text(["No live keys."])
+
+
+# --- live updates -------------------------------------------------------------------------
+
+
+def test_a_workers_writes_appear_without_reloading(page, make_user, log_in, etl_run, set_ti_state, worker_put):
+    ti = etl_run["submit"]
+    set_ti_state(DAG, RUN, "submit", "running")
+    log_in(make_user("olga", "viewer"))
+    page.goto(ti_path("submit"))
+    expect(page.get_by_text("Refreshes every 3 seconds while the task runs.")).to_be_visible()
+    expect(key_rows(page)).to_have_text(["No live keys."])
+    mark_document(page)
+
+    worker_put(ti, "spark/job_id", "application_1700000000000_0001")
+    expect(key_row(page, "spark/job_id")).to_contain_text("application_1700000000000_0001", timeout=10_000)
+
+    # The table keeps refreshing: an overwrite shows too.
+    worker_put(ti, "spark/job_id", "application_1700000000000_0002")
+    expect(key_row(page, "spark/job_id")).to_contain_text("application_1700000000000_0002", timeout=10_000)
+    assert_same_document(page)
+
+
+# --- roles --------------------------------------------------------------------------------
+
+
+def test_a_viewer_sees_no_editing_controls(page, make_user, log_in, etl_run, worker_put):
+    worker_put(etl_run["submit"], "cursor", 42)
+    make_user("vera", "viewer")
+    log_in(make_user("eddie", "editor"))
+    page.goto(ti_path("submit"))
+    # An editor has them (so the viewer's absence below is not vacuous) ...
+    expect(page.get_by_role("button", name="Add key")).to_be_visible()
+    expect(key_row(page, "cursor").get_by_role("button", name="Edit")).to_be_visible()
+
+    page.get_by_role("button", name="Log out").click()
+    log_in("vera")
+    page.goto(ti_path("submit"))
+    expect(key_row(page, "cursor")).to_contain_text("42")
+    # ... a viewer has none of them, and no form fields to change keys with.
+    for name in ("Add key", "Edit", "Save", "Delete", "Clear all keys"):
+        expect(page.get_by_role("button", name=name)).to_have_count(0)
+    for label in ("Key", "Value", "Expires at"):
+        expect(page.get_by_label(label, exact=True)).to_have_count(0)
+
+
+# --- editing (editor role) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def stored(app):
+    """What the database holds for one key of a task instance: (value JSON, expires_at) or None."""
+    from sqlalchemy import select
+
+    from webapp.extensions import db
+    from webapp.models import TaskState
+
+    def _stored(task_id: str, key: str):
+        with app.app_context():
+            row = db.session.execute(
+                select(TaskState.value, TaskState.expires_at)
+                .where(TaskState.dag_id == DAG, TaskState.run_id == RUN, TaskState.task_id == task_id,
+                       TaskState.map_index == -1, TaskState.key == key)
+            ).first()
+            return None if row is None else (row.value, row.expires_at)
+
+    return _stored
+
+
+@pytest.fixture
+def editor_on(page, make_user, log_in):
+    """Log in as an editor and open a task instance's page."""
+
+    def _open(task_id: str = "submit") -> None:
+        log_in(make_user("eddie", "editor"))
+        page.goto(ti_path(task_id))
+        expect(page.get_by_role("heading", level=1)).to_have_text(task_id)
+
+    return _open
+
+
+def choose_expiration(scope, choice: str, expires_at: str | None = None) -> None:
+    """Expiration = Default / Never / Custom (+ Expires at, UTC, as a datetime-local value)."""
+    scope.get_by_label("Expiration", exact=True).select_option(label=choice)
+    if expires_at is not None:
+        scope.get_by_label("Expires at", exact=True).fill(expires_at)
+
+
+def confirm_delete(page, key: str) -> None:
+    """Delete opens a confirmation in the key's row; its own button repeats the action."""
+    key_row(page, key).get_by_role("button", name="Delete", exact=True).click()
+    confirmation = key_rows(page).filter(has_text=f"Delete key {key}?")
+    expect(confirmation).to_be_visible()
+    confirmation.get_by_role("button", name="Delete", exact=True).click()
+    # The key's row is already gone while the confirmation stands in for it: wait for the answer.
+    expect(confirmation).to_have_count(0)
+
+
+def test_add_a_key(page, editor_on, etl_run, stored):
+    editor_on()
+    expect(key_rows(page)).to_have_text(["No live keys."])
+    page.get_by_label("Key", exact=True).fill("spark/job_id")
+    page.get_by_label("Value", exact=True).fill('{"job": "application_42", "attempt": 1}')
+    choose_expiration(page, "Never")
+    page.get_by_role("button", name="Add key").click()
+
+    row = key_row(page, "spark/job_id")
+    expect(row).to_contain_text('"job": "application_42"')
+    expect(row.get_by_role("cell").nth(3)).to_have_text("never")
+    assert stored("submit", "spark/job_id") == ('{"job":"application_42","attempt":1}', None)
+
+
+def test_edit_a_key_in_place_and_change_its_expiry(page, editor_on, etl_run, worker_put, stored):
+    # An expiry to start from, so "never" can only appear once the change is saved.
+    worker_put(etl_run["submit"], "checkpoint", {"offset": 100}, expires_at="2030-01-01T00:00:00Z")
+    worker_put(etl_run["submit"], "other", "untouched")
+    editor_on()
+    expect(key_row(page, "checkpoint").get_by_role("cell").nth(3)).to_contain_text("2030-01-01 00:00:00 UTC")
+    mark_document(page)
+
+    # The value: Edit opens the form in the row, Save swaps the row back (no page load).
+    row = key_row(page, "checkpoint")
+    row.get_by_role("button", name="Edit").click()
+    value = editing_row(page).get_by_label("Value", exact=True)
+    expect(value).to_have_value(re.compile(r'"offset": 100'))
+    value.fill('{"offset": 250}')
+    editing_row(page).get_by_role("button", name="Save").click()
+    expect(row).to_contain_text('"offset": 250')
+    expect(page.get_by_role("button", name="Save")).to_have_count(0)
+    assert stored("submit", "checkpoint")[0] == '{"offset":250}'
+    expect(row.get_by_role("cell").nth(3)).to_contain_text("2030-01-01 00:00:00 UTC")  # the expiry is kept
+    assert_same_document(page)
+
+    # The expiry to Never.
+    row.get_by_role("button", name="Edit").click()
+    choose_expiration(editing_row(page), "Never")
+    editing_row(page).get_by_role("button", name="Save").click()
+    expect(row.get_by_role("cell").nth(3)).to_have_text("never")
+    assert stored("submit", "checkpoint") == ('{"offset":250}', None)
+
+    # The expiry to a custom time, given in UTC.
+    row.get_by_role("button", name="Edit").click()
+    choose_expiration(editing_row(page), "Custom", "2031-05-06T07:08")
+    editing_row(page).get_by_role("button", name="Save").click()
+    expect(row.get_by_role("cell").nth(3)).to_contain_text("2031-05-06 07:08:00 UTC")
+    assert stored("submit", "checkpoint")[1].replace(tzinfo=None).isoformat() == "2031-05-06T07:08:00"
+    assert_same_document(page)
+    expect(key_row(page, "other")).to_contain_text('"untouched"')
+
+
+def test_a_bad_value_is_refused_beside_the_field(page, editor_on, etl_run, worker_put, stored):
+    worker_put(etl_run["submit"], "checkpoint", {"offset": 100})
+    editor_on()
+    key_row(page, "checkpoint").get_by_role("button", name="Edit").click()
+    editing_row(page).get_by_label("Value", exact=True).fill("{not json")
+    editing_row(page).get_by_role("button", name="Save").click()
+    # The form stays, the field marked invalid, with the error beside it.
+    value = editing_row(page).get_by_label("Value", exact=True)
+    expect(value).to_have_attribute("aria-invalid", "true")
+    expect(value).to_have_accessible_description(re.compile("JSON"))
+    assert stored("submit", "checkpoint")[0] == '{"offset":100}'
+
+
+def test_a_save_over_a_workers_newer_write_is_refused(page, editor_on, etl_run, worker_put, stored):
+    worker_put(etl_run["submit"], "checkpoint", {"offset": 100})
+    editor_on()
+    key_row(page, "checkpoint").get_by_role("button", name="Edit").click()
+    expect(editing_row(page).get_by_label("Value", exact=True)).to_be_visible()
+    worker_put(etl_run["submit"], "checkpoint", {"offset": 999})  # the worker writes meanwhile
+    editing_row(page).get_by_label("Value", exact=True).fill('{"offset": 250}')
+    editing_row(page).get_by_role("button", name="Save").click()
+    # Refused, with the worker's value shown; nothing overwritten.
+    expect(editing_row(page).get_by_role("alert")).to_contain_text('"offset": 999')
+    assert stored("submit", "checkpoint")[0] == '{"offset":999}'
+
+
+def test_delete_a_key_after_confirming(page, editor_on, etl_run, worker_put, stored):
+    worker_put(etl_run["submit"], "checkpoint", {"offset": 100})
+    worker_put(etl_run["submit"], "other", "stays")
+    editor_on()
+    confirm_delete(page, "checkpoint")
+    expect(key_row(page, "checkpoint")).to_have_count(0)
+    expect(key_row(page, "other")).to_contain_text('"stays"')
+    assert stored("submit", "checkpoint") is None
+
+
+def test_clear_all_keys_after_confirming(page, editor_on, etl_run, worker_put, stored):
+    for key in ("a", "b", "c"):
+        worker_put(etl_run["submit"], key, key)
+    editor_on()
+    expect(key_rows(page)).to_have_count(3)
+    page.get_by_role("button", name="Clear all keys", exact=True).click()
+    # The confirmation warns that a task resuming from these keys starts over; Clear repeats the action.
+    expect(page.get_by_role("alert")).to_contain_text("start over")
+    page.get_by_role("button", name="Clear", exact=True).click()
+    expect(key_rows(page)).to_have_text(["No live keys."])
+    assert [stored("submit", key) for key in ("a", "b", "c")] == [None, None, None]
