@@ -677,3 +677,19 @@ def test_largest_page_is_accepted(client, admin):
     create_run(client, admin)
     body = client.get(f"{API}/dags?limit=1000", headers=admin).json
     assert body["total_entries"] == 1
+
+
+def test_dag_counts_stop_at_the_cap(app, client, admin_auth, make_run, monkeypatch):
+    """Counting a DAG's million keys on every view is what made the DAG list slow: counts stop."""
+    from webapp import store
+
+    ids = make_run(tasks=(("t", [0, 1, 2]),))
+    with app.app_context():
+        for map_index in range(3):
+            scope = store.find_task_instance(uuid.UUID(ids[("t", map_index)]))
+            for number in range(2):
+                store.write(scope, f"k{number}", "1", None)
+        db.session.commit()
+    monkeypatch.setattr(store.counting, "COUNT_CAP", 4)
+    dag = client.get(f"{API}/dags", headers=admin_auth()).json["dags"][0]
+    assert (dag["task_instances_with_keys"], dag["key_count"]) == (3, 5)  # 6 keys: "more than 4"

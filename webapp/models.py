@@ -107,6 +107,7 @@ class TaskState(db.Model):
     __table_args__ = (
         UniqueConstraint("dag_run_id", "task_id", "map_index", "key", name="task_state_ti_key_uq"),
         Index("task_state_expires_at_idx", "expires_at"),
+        Index("task_state_dag_idx", "dag_id", "dag_run_id", "task_id", "map_index", "expires_at"),
         {"sqlite_autoincrement": True},
     )
 

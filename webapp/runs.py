@@ -250,30 +250,19 @@ class TaskInstanceRow:
 
 
 def dag_summaries(limit: int, offset: int, now: datetime | None = None) -> Page:
+    """DAGs with their runs, task instances holding live keys, and live keys (both capped)."""
     total = db.session.execute(select(func.count(distinct(DagRun.dag_id)))).scalar_one()
     rows = db.session.execute(
         select(DagRun.dag_id, func.count().label("run_count"))
         .group_by(DagRun.dag_id).order_by(DagRun.dag_id).limit(limit).offset(offset)
     ).all()
-    dag_ids = [row.dag_id for row in rows]
-    counts = {}
-    if dag_ids:
-        # Live keys per task instance first, then per DAG: that gives both counts at once
-        # (COUNT(DISTINCT a, b, c) is not portable).
-        per_ti = (
-            select(TaskState.dag_id, func.count().label("key_count"))
-            .where(TaskState.dag_id.in_(dag_ids), store.live_condition(now))
-            .group_by(TaskState.dag_id, TaskState.dag_run_id, TaskState.task_id, TaskState.map_index)
-            .subquery()
-        )
-        counts = {
-            row.dag_id: (row.tis, int(row.keys))  # SUM is a Decimal on MySQL
-            for row in db.session.execute(
-                select(per_ti.c.dag_id, func.count().label("tis"), func.sum(per_ti.c.key_count).label("keys"))
-                .group_by(per_ti.c.dag_id)
-            )
-        }
-    items = [DagSummary(row.dag_id, row.run_count, *counts.get(row.dag_id, (0, 0))) for row in rows]
+    items = []
+    for row in rows:
+        live = (TaskState.dag_id == row.dag_id, store.live_condition(now))
+        holders = select(TaskState.dag_run_id, TaskState.task_id, TaskState.map_index).where(*live).distinct()
+        items.append(DagSummary(
+            row.dag_id, row.run_count, store.capped_count(holders), store.capped_count(select(TaskState.id).where(*live)),
+        ))
     return Page(items, total)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from functools import cache
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,9 +19,14 @@ from . import roles
 USERNAME = re.compile(r"[\w.@+-]{1,100}")
 MIN_PASSWORD_LENGTH = 8
 HASH_METHOD = "scrypt"
-# Checked against when the username is unknown, so a failed login takes as long either way
-# and the response time does not tell which usernames exist.
-_DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16), method=HASH_METHOD)
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against when the username is unknown, so a failed login takes as long either
+    way and the response time does not tell which usernames exist. Made on first use, not at
+    import: scrypt takes 32 MB and 0.2 s, which every process would otherwise pay at start."""
+    return generate_password_hash(secrets.token_urlsafe(16), method=HASH_METHOD)
 
 
 def validate_password(password: str) -> str:
@@ -56,7 +62,7 @@ def check_password(user: User, password: str) -> bool:
 def authenticate(username: str, password: str) -> User | None:
     user = get_by_username(username)
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     return user if check_password(user, password) else None
 

@@ -8,6 +8,7 @@ transaction (``clear_on_success``) and a change and its history row land togethe
 """
 
 from .cleanup import delete_expired, list_expired
+from .counting import COUNT_CAP, capped_count
 from .edits import (
     Change, Entry, current_entry, delete_entry, get_entry, list_entries, parse_admin_expiry, parse_etag,
     patch_value, put_entry,
@@ -23,6 +24,7 @@ from .rules import (
 from .search import KeyHit, search_keys
 
 __all__ = [
+    "COUNT_CAP", "capped_count",
     "Change", "Entry", "KeyHit", "TaskInstanceScope", "check_value_size", "clear", "current_entry",
     "delete_entry", "delete_expired", "delete_key", "encode_value", "expiry_for_retention",
     "find_task_instance", "get_entry", "list_entries", "list_expired", "live_condition", "parse_admin_expiry",

@@ -19,7 +19,7 @@ def _expired_query(now: datetime):
             TaskState.map_index, TaskState.key, TaskState.expires_at,
         )
         .where(TaskState.expires_at <= now)
-        .order_by(TaskState.expires_at, TaskState.id)
+        .order_by(TaskState.expires_at)
     )
 
 

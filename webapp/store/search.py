@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..extensions import db
 from ..models import TaskState, utcnow
+from .counting import capped_count
 from .keys import _live
 
 
@@ -34,7 +35,7 @@ def search_keys(substring: str, dag_id: str | None = None, *, limit: int, offset
     conditions = [TaskState.key.icontains(substring, autoescape=True), _live(now or utcnow())]
     if dag_id:
         conditions.append(TaskState.dag_id == dag_id)
-    total = db.session.execute(select(func.count()).select_from(TaskState).where(*conditions)).scalar_one()
+    total = capped_count(select(TaskState.id).where(*conditions))
     rows = db.session.execute(
         select(TaskState.dag_id, TaskState.run_id, TaskState.task_id, TaskState.map_index, TaskState.key,
                TaskState.updated_at, TaskState.expires_at)

@@ -9,6 +9,8 @@ from datetime import datetime
 import humanize
 from flask import Blueprint
 
+from ..store import COUNT_CAP
+
 # Values longer than this are collapsed behind <details> so a table of keys stays scannable.
 LONG_VALUE_LINES = 8
 LONG_VALUE_CHARS = 300
@@ -47,6 +49,11 @@ def preview(value_json: str) -> str:
     return value_json if len(value_json) <= PREVIEW_CHARS else value_json[:PREVIEW_CHARS] + "…"
 
 
+def count(number: int) -> str:
+    """Thousands separated; a count that stopped at the cap says so."""
+    return f"more than {COUNT_CAP:,}" if number > COUNT_CAP else f"{number:,}"
+
+
 def register(bp: Blueprint) -> None:
-    for function in (utc, ago, expiry, pretty_json, is_long, preview):
+    for function in (utc, ago, expiry, pretty_json, is_long, preview, count):
         bp.add_app_template_global(function)
