@@ -11,9 +11,7 @@ import contextlib
 import os
 import secrets
 import socket
-import subprocess
-import sys
-import time
+import threading
 import uuid
 from pathlib import Path
 
@@ -223,37 +221,29 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def live_server(migrated_database, tmp_path_factory):
     """The service as users run it: ``taskstore serve`` (gunicorn) in its own process."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "TASKSTORE_DATABASE_URL": migrated_database,
-        "TASKSTORE_SECRET_KEY": SECRET_KEY,
-        "TASKSTORE_INSTANCE_PATH": str(tmp_path_factory.mktemp("server-instance")),
-    }
-    log = tmp_path_factory.mktemp("server-log") / "server.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "webapp", "serve", "--port", str(port), "--workers", "2", "--threads", "4"],
-            env=env, stdout=output, stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base_url + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("server did not start:\n" + log.read_text())
-        time.sleep(0.2)
-    yield base_url
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    from servers import start_server  # imports this module: loaded once conftest is
+
+    server = start_server(migrated_database, tmp_path_factory.mktemp("live-server"))
+    yield server.base_url
+    server.stop()
+
+
+@pytest.fixture
+def worker_http(live_server, worker_auth):
+    """A keep-alive HTTP client per thread, authorized for one TI (httpx directly, so every
+    status the server sends is seen; no client-side retries hide a 503)."""
+    made: list[httpx.Client] = []
+    lock = threading.Lock()
+
+    def _make(ti: str) -> httpx.Client:
+        client = httpx.Client(base_url=live_server, headers=worker_auth(ti), timeout=30)
+        with lock:
+            made.append(client)
+        return client
+
+    yield _make
+    for client in made:
+        client.close()
 
 
 def new_uuid() -> str:

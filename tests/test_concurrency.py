@@ -15,29 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import httpx
-import pytest
 
 THREADS = 8
 SECONDS = 2.0
 MAX_REQUESTS = 150  # per thread
-
-
-@pytest.fixture
-def worker_http(live_server, worker_auth):
-    """A keep-alive HTTP client per thread, authorized for one TI (httpx directly, so every
-    status the server sends is seen; no client-side retries hide a 503)."""
-    made: list[httpx.Client] = []
-    lock = threading.Lock()
-
-    def _make(ti: str) -> httpx.Client:
-        client = httpx.Client(base_url=live_server, headers=worker_auth(ti), timeout=30)
-        with lock:
-            made.append(client)
-        return client
-
-    yield _make
-    for client in made:
-        client.close()
 
 
 def key_url(ti: str, key: str) -> str:

@@ -38,23 +38,6 @@ def key_url(ti: str, key: str) -> str:
     return f"/execution/store/ti/{ti}/{quote(key, safe='')}"
 
 
-@pytest.fixture
-def http(live_server, worker_auth):
-    """A keep-alive client per thread (httpx directly: every status the server sends is seen)."""
-    made: list[httpx.Client] = []
-    lock = threading.Lock()
-
-    def _make(ti: str) -> httpx.Client:
-        client = httpx.Client(base_url=live_server, headers=worker_auth(ti), timeout=30)
-        with lock:
-            made.append(client)
-        return client
-
-    yield _make
-    for client in made:
-        client.close()
-
-
 def bounded(start: threading.Event):
     start.wait()
     deadline = time.monotonic() + SECONDS
@@ -71,9 +54,9 @@ def errors(outcomes: list[Outcome]) -> list[str]:
 # --- item 5 -------------------------------------------------------------------------------
 
 
-def test_32_threads_writing_one_key(ti_id, http, stored_rows):
+def test_32_threads_writing_one_key(ti_id, worker_http, stored_rows):
     def writer(n: int, start: threading.Event) -> list:
-        client = http(ti_id)
+        client = worker_http(ti_id)
         done = []
         for i in bounded(start):
             value = {"thread": n, "i": i}
@@ -98,9 +81,9 @@ def test_32_threads_writing_one_key(ti_id, http, stored_rows):
     assert row.version == len(outcomes)  # every acknowledged write landed once
 
 
-def test_32_threads_writing_different_keys_of_one_task_instance(ti_id, http, stored_rows):
+def test_32_threads_writing_different_keys_of_one_task_instance(ti_id, worker_http, stored_rows):
     def writer(n: int, start: threading.Event) -> list:
-        client = http(ti_id)
+        client = worker_http(ti_id)
         return [timed("put", f"t{n}/k{i}", lambda: client.put(
             key_url(ti_id, f"t{n}/k{i}"), json={"value": [n, i], "expires_at": None})) for i in bounded(start)]
 
@@ -113,14 +96,14 @@ def test_32_threads_writing_different_keys_of_one_task_instance(ti_id, http, sto
     assert len(rows) == len(outcomes)
 
 
-def test_clear_racing_set_never_keeps_a_write_acknowledged_before_the_clear(make_run, http, stored_rows):
+def test_clear_racing_set_never_keeps_a_write_acknowledged_before_the_clear(make_run, worker_http, stored_rows):
     ids = make_run(tasks=(("mapped", [0, 1]),))
     racing, bystander = ids[("mapped", 0)], ids[("mapped", 1)]
-    assert http(bystander).put(key_url(bystander, "untouched"), json={"value": 1}).status_code == 204
+    assert worker_http(bystander).put(key_url(bystander, "untouched"), json={"value": 1}).status_code == 204
     keys = [f"k{n}" for n in range(8)]
 
     def worker(n: int, start: threading.Event) -> list:
-        client = http(racing)
+        client = worker_http(racing)
         done = []
         for i in bounded(start):
             if n % 8 == 0:  # 4 clearers, 28 writers (a few deletes among them)
@@ -164,17 +147,17 @@ def test_clear_racing_set_never_keeps_a_write_acknowledged_before_the_clear(make
     assert bystander_rows == [("untouched", "1")]  # the other map index was never cleared
 
 
-def test_admin_edits_without_if_match_racing_workers_are_never_refused(ti_id, http, live_server, admin_auth,
+def test_admin_edits_without_if_match_racing_workers_are_never_refused(ti_id, worker_http, live_server, admin_auth,
                                                                         stored_rows):
     """No If-Match means no precondition: an edit racing a worker's write is retried, not a 412
     (it was answered 412 "changed while saving" before the fix in store.put_entry/patch_value)."""
     admin = admin_auth("editor")
     url = f"/api/v2/dags/dag/dagRuns/run_1/taskInstances/task/state-store/{quote('hot/key', safe='')}"
-    assert http(ti_id).put(key_url(ti_id, "hot/key"), json={"value": 0}).status_code == 204
+    assert worker_http(ti_id).put(key_url(ti_id, "hot/key"), json={"value": 0}).status_code == 204
 
     def worker(n: int, start: threading.Event) -> list:
         if n % 2 == 0:
-            client = http(ti_id)
+            client = worker_http(ti_id)
             return [timed("worker put", None, lambda: client.put(
                 key_url(ti_id, "hot/key"), json={"value": [n, i], "expires_at": None})) for i in bounded(start)]
         with httpx.Client(base_url=live_server, headers=admin, timeout=30) as client:

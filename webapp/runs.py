@@ -204,14 +204,8 @@ def list_dag_runs(dag_id: str, limit: int, offset: int, state: str | None = None
 
 
 def list_task_instances(dag_id: str, run_id: str, limit: int, offset: int) -> Page:
-    run = get_dag_run(dag_id, run_id)
-    condition = TaskInstance.dag_run_id == run.id
-    total = db.session.execute(select(func.count()).select_from(TaskInstance).where(condition)).scalar_one()
-    instances = db.session.execute(
-        select(TaskInstance).where(condition)
-        .order_by(TaskInstance.task_id, TaskInstance.map_index).limit(limit).offset(offset)
-    ).scalars().all()
-    return Page(list(instances), total)
+    """A run's task instances with their live key counts (``TaskInstanceRow``)."""
+    return task_instance_rows(get_dag_run(dag_id, run_id), limit, offset)
 
 
 # --- listings for the admin UI --------------------------------------------------------------

@@ -169,7 +169,8 @@ def delete_dag_run(dag_id: str, run_id: str):
 @documented("List the task instances of a run", tag="Runs", ok={200: schemas.TaskInstanceList}, errors=(401, 404, 422), query=("limit", "offset"))
 def list_task_instances(dag_id: str, run_id: str):
     page = runs.list_task_instances(dag_id, run_id, *paging())
-    return {"task_instances": [task_instance_json(ti) for ti in page.items], "total_entries": page.total}
+    listed = [{**task_instance_json(row.ti), "key_count": row.key_count} for row in page.items]
+    return {"task_instances": listed, "total_entries": page.total}
 
 
 @bp.get("/dags/<dag_id>/dagRuns/<run_id>/taskInstances/<task_id>")

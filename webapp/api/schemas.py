@@ -93,8 +93,12 @@ class DagRunList(BaseModel):
     total_entries: int
 
 
+class TaskInstanceListed(TaskInstanceOut):
+    key_count: int = Field(description="Live keys of this task instance")
+
+
 class TaskInstanceList(BaseModel):
-    task_instances: list[TaskInstanceOut]
+    task_instances: list[TaskInstanceListed]
     total_entries: int
 
 
