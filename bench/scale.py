@@ -1,0 +1,263 @@
+"""Part 3 of the benchmark: the UI and admin API at scale, and garbage collection under write load.
+
+    python bench/run.py --parts scale [--scale-dbs sqlite,pg] [--scale-runs 100000 --scale-keys 1000000]
+
+1. A throw-away database (SQLite file / PostgreSQL taskstore_bench_<random>), migrated with
+   ``taskstore db upgrade``, filled by bench/generate.py (bulk INSERT / COPY).
+2. Server-side time of each page, in-process with Flask's test client (no network, no browser):
+   logged in through the real login form as an admin user made with ``taskstore users create``;
+   one untimed request, then the median of ``--scale-repeat`` requests. The admin API's listing
+   endpoints are timed the same way with an admin API key.
+3. ``taskstore clean`` of ``--scale-keys`` expired rows while wrk PUTs through ``taskstore serve``:
+   the workers' p99 idle (a wrk run just before) and during the clean (a wrk run started 1 s before
+   the clean and stopped by SIGINT when it ends).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import statistics
+import subprocess
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+from common import (LUA, SECRET_KEY, TASKSTORE, count_errors, create_bench_ti, log, parse_wrk, pg_database,
+                    prepare_taskstore_db, run, start_taskstore, taskstore_env, temp_dir, wrk)
+
+PAGE_TARGET_MS = 150
+ADMIN_USER, ADMIN_PASSWORD = "benchadmin", "bench-password-123"
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="")
+
+
+def time_requests(client, path: str, repeat: int, headers: dict | None = None) -> dict:
+    client.get(path, headers=headers)  # untimed: caches, connections, template compilation
+    times, status, size = [], None, 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        resp = client.get(path, headers=headers)
+        times.append((time.perf_counter() - t0) * 1000)
+        status, size = resp.status_code, len(resp.data)
+    return {"path": path, "status": status, "bytes": size, "median_ms": statistics.median(times),
+            "min_ms": min(times), "max_ms": max(times), "n": repeat}
+
+
+def login(app, client) -> bool:
+    page = client.get("/login")
+    match = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page.data) or \
+        re.search(rb'value="([^"]+)"[^>]*name="csrf_token"', page.data)
+    if not match:
+        return False
+    resp = client.post("/login", data={"csrf_token": match.group(1).decode(), "username": ADMIN_USER,
+                                       "password": ADMIN_PASSWORD})
+    return resp.status_code in (302, 303) and "/login" not in resp.headers.get("Location", "")
+
+
+def time_pages(url: str, instance: Path, info: dict, api_key: str, repeat: int) -> dict:
+    from webapp import create_app
+
+    app = create_app({"database_url": url, "secret_key": SECRET_KEY}, instance_path=str(instance))
+    rules = sorted(str(r) for r in app.url_map.iter_rules())
+    client = app.test_client()
+    logged_in = login(app, client)
+    if not logged_in:
+        log("login through the form failed; falling back to a session cookie set directly")
+        from webapp.auth import users
+
+        with app.app_context():
+            uid = users.get_by_username(ADMIN_USER).id
+        with client.session_transaction() as session:
+            session["user_id"] = uid
+    big = info["big_dag"]
+    wide, sample, ti = info["wide_run"], info["sample_run"], info["big_ti"]
+    run_path = f"/dags/{_q(big)}/runs/{_q(wide['run_id'])}"
+    ui = [
+        ("DAG list", "/"),
+        ("DAG runs, first page", f"/dags/{_q(big)}"),
+        ("DAG runs, deep page (90% down)", f"/dags/{_q(big)}?before={info['deep_before_id']}"),
+        ("run's task instances (3 TIs)", f"/dags/{_q(big)}/runs/{_q(sample['run_id'])}"),
+        (f"run's task instances ({wide['task_instances']} TIs, first page)", run_path),
+        ("TI with 1,000 keys, first page", f"{run_path}/tasks/{ti['task_id']}"),
+        ("TI with 1,000 keys, last page", f"{run_path}/tasks/{ti['task_id']}?offset=900"),
+    ]
+    search_rules = [r for r in rules if "search" in r.lower()]
+    if search_rules:
+        rule = search_rules[0]
+        ui.append((f"key search ({rule}?q=part/0099)", re.sub(r"<[^>]+>", "x", rule) + "?q=part%2F0099"))
+    api_base = f"/api/v2/dags/{_q(big)}/dagRuns"
+    api = [
+        ("GET /api/v2/dags", "/api/v2/dags"),
+        ("dagRuns, first 100", f"{api_base}?limit=100"),
+        ("dagRuns, offset 90%", f"{api_base}?limit=100&offset={info['deep_offset']}"),
+        ("taskInstances of the wide run", f"{api_base}/{_q(wide['run_id'])}/taskInstances?limit=100"),
+        ("state-store of the 1,000-key TI, limit 100",
+         f"{api_base}/{_q(wide['run_id'])}/taskInstances/{ti['task_id']}/state-store?limit=100"),
+        ("state-store of the 1,000-key TI, limit 1000",
+         f"{api_base}/{_q(wide['run_id'])}/taskInstances/{ti['task_id']}/state-store?limit=1000"),
+    ]
+    out = {"logged_in_via_form": logged_in, "search_routes": search_rules, "ui": [], "api": []}
+    for label, path in ui:
+        r = time_requests(client, path, repeat)
+        r["label"] = label
+        out["ui"].append(r)
+        log(f"page {label:45s} {r['median_ms']:8.1f} ms median  (status {r['status']}, {r['bytes']} bytes)")
+    auth = {"Authorization": f"Bearer {api_key}"}
+    for label, path in api:
+        r = time_requests(client, path, repeat, headers=auth)
+        r["label"] = label
+        out["api"].append(r)
+        log(f"api  {label:45s} {r['median_ms']:8.1f} ms median  (status {r['status']}, {r['bytes']} bytes)")
+    with app.app_context():
+        from webapp.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+    return out
+
+
+def expire_generated(url: str, same_expiry: bool = False) -> tuple[int, float]:
+    """Make every generated key expired; returns (rows, seconds).
+
+    By default the expiry times are spread over the past day (one second apart by row id), as
+    keys written at different times expire at different times. ``same_expiry`` gives them all
+    one timestamp (keys written in one go with one computed expiry): the worst case for a
+    cleanup that orders by (expires_at, id)."""
+    from sqlalchemy import create_engine, text
+
+    t0 = time.monotonic()
+    engine = create_engine(url)
+    sqlite = url.startswith("sqlite")
+    if same_expiry:
+        value = ("strftime('%Y-%m-%d %H:%M:%S', 'now', '-1 hour') || '.000000'" if sqlite
+                 else "(now() AT TIME ZONE 'utc') - interval '1 hour'")
+    else:
+        value = ("strftime('%Y-%m-%d %H:%M:%S', 'now', '-1 hour', '-' || (id % 86400) || ' seconds') || '.000000'"
+                 if sqlite else "(now() AT TIME ZONE 'utc') - interval '1 hour' - (id % 86400) * interval '1 second'")
+    with engine.begin() as conn:
+        rows = conn.execute(text(f"UPDATE task_state SET expires_at = {value} "
+                                 "WHERE dag_id LIKE 'gen\\_dag\\_%' ESCAPE '\\'")).rowcount
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE task_state" if not sqlite else "ANALYZE"))
+    engine.dispose()
+    return rows, time.monotonic() - t0
+
+
+def clean_under_load(url: str, env: dict, args, log_dir: Path, label: str) -> dict:
+    api_key = env.pop("_API_KEY")
+    server = start_taskstore(env, args.port + 2, args.workers, args.threads, log_dir / f"taskstore-scale-{label}.log")
+    try:
+        ti, token = create_bench_ti(server, api_key, env)
+        conc = args.clean_conc
+        wrk(server.base_url, op="put", conc=conc, duration=1, token=token, ti=ti, prefix="warm")
+        idle = wrk(server.base_url, op="put", conc=conc, duration=args.clean_idle_seconds, token=token, ti=ti,
+                   prefix="idle")
+        idle["errors"] = count_errors(idle, {204})
+        log(f"clean[{label}]: idle PUT c={conc} {idle['rps']:.0f} req/s p99 {idle['p99_ms']:.1f} ms")
+        expired, expire_s = expire_generated(url, args.clean_same_expiry)
+        log(f"clean[{label}]: {expired} rows made expired in {expire_s:.1f} s; starting wrk + taskstore clean")
+        wrk_env = dict(env, OP="put", TOKEN=token, TI=ti, BASE="/execution", PREFIX="during", START="0", SEEDED="-1")
+        bound = 600
+        load = subprocess.Popen(["wrk", "-t1", f"-c{conc}", f"-d{bound}s", "--timeout", "30s", "-s", str(LUA),
+                                 server.base_url], env=wrk_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        try:
+            time.sleep(1)
+            t0 = time.monotonic()
+            clean_env = dict(env, TASKSTORE_CLEANUP_BATCH_SIZE=str(args.clean_batch_size)) if args.clean_batch_size else env
+            clean_out = subprocess.run([TASKSTORE, "clean"], env=clean_env, capture_output=True, text=True, timeout=bound - 5)
+            clean_s = time.monotonic() - t0
+        finally:
+            if load.poll() is None:
+                load.send_signal(signal.SIGINT)
+            try:
+                stdout, stderr = load.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                load.kill()
+                stdout, stderr = load.communicate()
+        during = parse_wrk(stdout, stderr)
+        during["errors"] = count_errors(during, {204})
+        message = (clean_out.stdout.strip().splitlines() or [""])[-1]
+        log(f"clean[{label}]: {message!r} in {clean_s:.1f} s (exit {clean_out.returncode}); during: "
+            f"{during['rps']:.0f} req/s p99 {during['p99_ms']:.1f} ms errors {during['errors']}")
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            left = conn.execute(text("SELECT count(*) FROM task_state WHERE dag_id LIKE 'gen\\_dag\\_%' ESCAPE '\\'")
+                                ).scalar()
+        engine.dispose()
+        return {"same_expiry": args.clean_same_expiry, "expired_rows": expired, "expire_setup_s": round(expire_s, 1), "clean_s": round(clean_s, 1),
+                "clean_exit": clean_out.returncode, "clean_message": message,
+                "clean_stderr": clean_out.stderr[-2000:], "rows_left": left, "conc": conc,
+                "idle": _brief(idle), "during": _brief(during)}
+    finally:
+        server.stop()
+
+
+def _brief(r: dict) -> dict:
+    return {k: r.get(k) for k in ("requests", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "statuses",
+                                  "duration_us")}
+
+
+def run_scale(db: str, args, log_dir: Path) -> dict:
+    with temp_dir() as instance, ExitStack() as stack:
+        if db == "sqlite":
+            url = f"sqlite:///{instance / 'scale.db'}"
+        else:
+            url = f"{args.pg_url.rstrip('/')}/{stack.enter_context(pg_database(args.pg_url, suffix='_scale'))}"
+        env = taskstore_env(url, str(instance))
+        api_key = prepare_taskstore_db(env)
+        run([TASKSTORE, "users", "create", ADMIN_USER, "--role", "admin", "--password-stdin"], env=env,
+            input=ADMIN_PASSWORD + "\n")
+        import generate
+
+        log(f"scale[{db}]: generating {args.scale_runs} runs / {args.scale_keys} keys")
+        info = generate.generate(url, runs=args.scale_runs, keys=args.scale_keys)
+        log(f"scale[{db}]: loaded {info['rows']} in {info['load_seconds']} s (+ANALYZE {info['analyze_seconds']} s)")
+        pages = time_pages(url, instance, info, api_key, args.scale_repeat)
+        env["_API_KEY"] = api_key
+        clean = clean_under_load(url, env, args, log_dir, db)
+        return {"db": db, "generate": info, "pages": pages, "clean": clean}
+
+
+def tables(results: list[dict]) -> str:
+    out = []
+    for res in results:
+        db = "SQLite" if res["db"] == "sqlite" else "PostgreSQL"
+        g = res["generate"]
+        out.append(f"### UI and admin API at scale on {db}\n")
+        out.append(f"{g['rows']['dag_run']:,} DAG runs ({g['big_dag_runs']:,} in {g['big_dag']}), "
+                   f"{g['rows']['task_instance']:,} task instances, {g['rows']['task_state']:,} keys; generated in "
+                   f"{g['load_seconds']} s. Median of {res['pages']['ui'][0]['n']} in-process requests "
+                   f"(Flask test client, admin logged in {'through the login form' if res['pages']['logged_in_via_form'] else 'by session cookie'}).\n")
+        out.append("| page | median ms | min | max | status | KB | ≤ 150 ms |")
+        out.append("|---|---:|---:|---:|---:|---:|---|")
+        for kind in ("ui", "api"):
+            for r in res["pages"][kind]:
+                ok = "yes" if r["median_ms"] <= PAGE_TARGET_MS and r["status"] == 200 else "**no**"
+                out.append(f"| {'UI' if kind == 'ui' else 'API'}: {r['label']} | {r['median_ms']:.1f} | "
+                           f"{r['min_ms']:.1f} | {r['max_ms']:.1f} | {r['status']} | {r['bytes'] / 1024:.0f} | {ok} |")
+        if not res["pages"]["search_routes"]:
+            out.append("| UI: key search | – | – | – | – | – | not implemented (no search route in the app) |")
+        out.append("")
+        c = res["clean"]
+        i, d = c["idle"], c["during"]
+        ratio = d["p99_ms"] / i["p99_ms"] if i["p99_ms"] else None
+        spread = "all with one expiry time" if c.get("same_expiry") else "expiry times spread over a day"
+        out.append(f"### `taskstore clean` of {c['expired_rows']:,} expired rows ({spread}) on {db} under PUT load "
+                   f"(c={c['conc']})\n")
+        out.append("| | req/s | p50 ms | p99 ms | max ms | errors |")
+        out.append("|---|---:|---:|---:|---:|---:|")
+        out.append(f"| workers idle (no clean) | {i['rps']:.0f} | {i['p50_ms']:.1f} | {i['p99_ms']:.1f} | {i['max_ms']:.0f} | {i['errors']} |")
+        out.append(f"| workers during clean | {d['rps']:.0f} | {d['p50_ms']:.1f} | {d['p99_ms']:.1f} | {d['max_ms']:.0f} | {d['errors']} |")
+        out.append("")
+        out.append(f"clean: {c['clean_s']} s (target ≤ 60 s: {'yes' if c['clean_s'] <= 60 else '**no**'}), "
+                   f"exit {c['clean_exit']}, \"{c['clean_message']}\", {c['rows_left']} generated rows left; "
+                   f"p99 during / idle = {ratio:.2f}× (target ≤ 2×: {'yes' if ratio is not None and ratio <= 2 else '**no**'})\n")
+    return "\n".join(out)
