@@ -152,13 +152,22 @@ def ti_id(make_run) -> str:
 
 
 @pytest.fixture
-def worker_auth(app):
+def issue_token(app):
+    """A worker token for a TI; ``now`` back-dates it, to test refresh and expiry."""
+
+    def _issue(for_ti: str, now=None) -> str:
+        with app.app_context():
+            return tokens.issue(for_ti, now=now)[0]
+
+    return _issue
+
+
+@pytest.fixture
+def worker_auth(issue_token):
     """Authorization headers for a worker token of the given TI."""
 
     def _headers(for_ti: str) -> dict[str, str]:
-        with app.app_context():
-            token, _ = tokens.issue(for_ti)
-        return {"Authorization": f"Bearer {token}"}
+        return {"Authorization": f"Bearer {issue_token(for_ti)}"}
 
     return _headers
 

@@ -23,15 +23,6 @@ VALUES = ["text", 3, 2.5, True, False, ["x", 1, None], {"nested": {"list": [1, {
 
 
 @pytest.fixture
-def issue_token(app):
-    def _issue(ti: str, now: datetime | None = None) -> str:
-        with app.app_context():
-            return tokens.issue(ti, now=now)[0]
-
-    return _issue
-
-
-@pytest.fixture
 def airflow_client(live_server, issue_token):
     """Airflow's client as a worker builds it: base URL ending in /execution/."""
     made: list[Client] = []

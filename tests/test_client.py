@@ -11,7 +11,6 @@ import httpx
 import jwt
 import pytest
 
-from webapp.auth import tokens
 from webapp.client import (
     NEVER_EXPIRE,
     AuthenticationError,
@@ -28,15 +27,6 @@ from webapp.client import (
 from conftest import SECRET_KEY, new_uuid
 
 TOLERANCE = timedelta(seconds=2)
-
-
-@pytest.fixture
-def issue_token(app):
-    def _issue(ti: str, now: datetime | None = None) -> str:
-        with app.app_context():
-            return tokens.issue(ti, now=now)[0]
-
-    return _issue
 
 
 @pytest.fixture
