@@ -15,7 +15,6 @@ from airflow.sdk.api.datamodels._generated import TaskStateStoreResponse  # noqa
 from airflow.sdk.exceptions import ErrorType  # noqa: E402
 from airflow.sdk.execution_time.comms import ErrorResponse, OKResponse  # noqa: E402
 
-from webapp.auth import tokens  # noqa: E402
 from webapp.client import TaskStoreClient  # noqa: E402
 
 KEYS = ["k", "spark/job_id", "a/b/c", "/leading", "a//b/", "ключ/✓ 🚀", "with space?&=#"]
