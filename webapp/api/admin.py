@@ -17,7 +17,7 @@ from ..transactions import committed
 from . import schemas
 from .openapi import documented
 from .responses import no_content
-from .http import bearer_token, json_object
+from .http import bearer_token, int_arg, json_object
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v2")
 
@@ -56,22 +56,6 @@ def only_fields(body: dict, allowed: tuple[str, ...]) -> None:
     for name in body:
         if name not in allowed:
             raise InvalidInput(name, f"is not a field of this body (allowed: {', '.join(allowed)})")
-
-
-INT_MAX = 2**31 - 1  # the columns are 32-bit; a larger number would overflow in the database (a 500)
-
-
-def int_arg(name: str, default: int, minimum: int, maximum: int = INT_MAX) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(name, f"must be an integer, not {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise InvalidInput(name, f"must be between {minimum} and {maximum}")
-    return value
 
 
 def paging() -> tuple[int, int]:

@@ -3,11 +3,13 @@ call ``runs`` / ``store`` and render; the queries live in those modules."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import g, make_response, render_template, request, url_for
 
 from .. import history, runs, store
+from ..api import http
 from ..auth import users
-from ..errors import InvalidInput
 from ..models import utcnow
 from . import bp
 from .forms import AddKeyForm
@@ -26,22 +28,8 @@ def has_role(role: str) -> bool:
     return g.user is not None and users.principal(g.user).has(role)
 
 
-INT_MAX = 2**31 - 1
-
-
-def int_arg(name: str, default: int | None, minimum: int) -> int | None:
-    raw = request.args.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(name, f"must be an integer, not {raw!r}") from None
-    if value < minimum:
-        raise InvalidInput(name, f"must be at least {minimum}")
-    if value > INT_MAX:  # beyond the 32-bit columns: the database would overflow (a 500)
-        raise InvalidInput(name, f"must be at most {INT_MAX}")
-    return value
+# Page and map-index parameters come from links and GET forms, which send empty fields.
+int_arg = partial(http.int_arg, empty_is_default=True)
 
 
 def breadcrumbs(dag_id: str | None = None, run_id: str | None = None,
