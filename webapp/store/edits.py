@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from ..errors import InvalidInput, KeyNotFound, PreconditionFailed
+from ..errors import Conflict, InvalidInput, KeyNotFound, PreconditionFailed
 from ..extensions import db
 from ..models import TaskState, utcnow
 from .keys import TaskInstanceScope, _in_scope, _live, write
@@ -119,48 +119,54 @@ def _guarded_update(scope: TaskInstanceScope, key: str, before: Entry, values: d
 UNCONDITIONAL_EDIT_ATTEMPTS = 10
 
 
-def _edit(key: str, if_match: str | None, attempt: Callable[[], Change]) -> Change:
-    """An edit without If-Match asked for no precondition: when a worker wrote the key between
-    our read and our guarded update, read again and retry instead of answering 412."""
-    for remaining in range(UNCONDITIONAL_EDIT_ATTEMPTS - 1, -1, -1):
+def _versioned_write(scope: TaskInstanceScope, key: str, values: dict, *, if_match: str | None,
+                     now: datetime, create: Callable[[], None] | None) -> Change:
+    """Update the row version we read (``values`` plus ``updated_at``), or ``create`` it when
+    there is none. Without If-Match the caller asked for no precondition: when a worker wrote
+    the key between our read and our guarded update, read again rather than answer 412."""
+    for attempt in range(UNCONDITIONAL_EDIT_ATTEMPTS):
+        before = current_entry(scope, key, now)
+        _check_precondition(key, before, if_match)
         try:
-            return attempt()
+            if before is not None:
+                _guarded_update(scope, key, before, {**values, "updated_at": now})
+            elif create is not None:
+                create()
+            else:
+                raise KeyNotFound(key)
         except PreconditionFailed:
-            if if_match is not None or not remaining:
+            if if_match is not None or attempt == UNCONDITIONAL_EDIT_ATTEMPTS - 1:
                 raise
+            continue
+        return Change(before, get_entry(scope, key, now))
     raise AssertionError("unreachable")
 
 
 def put_entry(scope: TaskInstanceScope, key: str, encoded_value: str, expires_at: datetime | None, *,
               if_match: str | None = None, now: datetime | None = None) -> Change:
+    """Create or replace a key and its expiry."""
     now = now or utcnow()
+    return _versioned_write(
+        scope, key, {"value": encoded_value, "expires_at": expires_at}, if_match=if_match, now=now,
+        create=lambda: write(scope, key, encoded_value, expires_at, now),
+    )
 
-    def attempt() -> Change:
-        before = current_entry(scope, key, now)
-        _check_precondition(key, before, if_match)
-        if before is None:
-            write(scope, key, encoded_value, expires_at, now)
-        else:
-            _guarded_update(scope, key, before, {"value": encoded_value, "expires_at": expires_at, "updated_at": now})
-        return Change(before, get_entry(scope, key, now))
 
-    return _edit(key, if_match, attempt)
+def add_entry(scope: TaskInstanceScope, key: str, encoded_value: str, expires_at: datetime | None, *,
+              now: datetime | None = None) -> Change:
+    """Create a key that must not exist yet: adding is not editing. (A worker creating it
+    between this check and the write still wins the race, as any worker write would.)"""
+    now = now or utcnow()
+    if current_entry(scope, key, now) is not None:
+        raise Conflict(f"A key named {key!r} already exists; edit it instead.", field="key")
+    return put_entry(scope, key, encoded_value, expires_at, now=now)
 
 
 def patch_value(scope: TaskInstanceScope, key: str, encoded_value: str, *,
                 if_match: str | None = None, now: datetime | None = None) -> Change:
     """Change the value and keep the expiry."""
-    now = now or utcnow()
-
-    def attempt() -> Change:
-        before = current_entry(scope, key, now)
-        _check_precondition(key, before, if_match)
-        if before is None:
-            raise KeyNotFound(key)
-        _guarded_update(scope, key, before, {"value": encoded_value, "updated_at": now})
-        return Change(before, get_entry(scope, key, now))
-
-    return _edit(key, if_match, attempt)
+    return _versioned_write(scope, key, {"value": encoded_value}, if_match=if_match, now=now or utcnow(),
+                            create=None)
 
 
 def delete_entry(scope: TaskInstanceScope, key: str, *, if_match: str | None = None,

@@ -14,7 +14,7 @@ from flask import flash, g, redirect, render_template, request
 
 from .. import history, runs, store
 from ..auth import users
-from ..errors import PreconditionFailed
+from ..errors import Conflict, PreconditionFailed
 from ..models import utcnow
 from ..transactions import committed
 from . import bp, formatting, require_role
@@ -68,17 +68,14 @@ def add_key(dag_id: str, run_id: str, task_id: str):
         key = form.key.data
         if expiry is not INVALID:
             def add():
-                # Refused rather than overwritten: adding is not editing. (A worker creating the
-                # key between this check and the write would still win the race, as workers do.)
-                if store.current_entry(scope, key) is not None:
-                    return None
-                change = store.put_entry(scope, key, form.encoded_value, expiry)
+                change = store.add_entry(scope, key, form.encoded_value, expiry)
                 history.record(actor(), "set", scope, key, change)
-                return change
 
-            if committed(add) is not None:
+            try:
+                committed(add)
                 return back_to(ti, f"Added key {key!r}.")
-            form.key.errors = [f"A key named {key!r} already exists; edit it instead."]
+            except Conflict as exc:
+                form.key.errors = [exc.message]
     return task_instance_page(ti, add_form=form), 422
 
 
