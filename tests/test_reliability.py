@@ -188,7 +188,7 @@ OFFSETS = [timezone.utc, timezone(timedelta(hours=5, minutes=30)), timezone(time
 
 def readable(scope, key: str, now: datetime) -> bool:
     try:
-        store.read_value_json(scope, key, now=now)
+        store.read_value_json(scope.ti_id, key, now=now)
     except KeyNotFound:
         return False
     return True
@@ -208,7 +208,7 @@ def views_at(scope, key: str, now: datetime) -> dict[str, bool]:
 def test_a_key_expiring_at_t_is_readable_before_t_and_gone_at_t(app, ti_id, boundary):
     with app.app_context():
         scope = store.find_task_instance(uuid.UUID(ti_id))
-        store.write(scope, "k", '"v"', boundary, now=boundary - timedelta(days=1))
+        store.write(scope.ti_id, "k", '"v"', boundary, now=boundary - timedelta(days=1))
         db.session.commit()
         for offset in OFFSETS:  # the same instants, written in other time zones
             before, at, after = ((boundary + delta).astimezone(offset) for delta in (-MICRO, timedelta(0), MICRO))
@@ -259,8 +259,8 @@ def test_a_naive_now_is_refused_rather_than_guessed(app, ti_id):
     """Store functions compare in UTC; a naive ``now`` would be a time-zone guess."""
     with app.app_context():
         scope = store.find_task_instance(uuid.UUID(ti_id))
-        store.write(scope, "k", "1", datetime(2031, 1, 1, tzinfo=UTC))
+        store.write(scope.ti_id, "k", "1", datetime(2031, 1, 1, tzinfo=UTC))
         db.session.commit()
         with pytest.raises(Exception, match="naive"):
-            store.read_value_json(scope, "k", now=datetime(2030, 1, 1))
+            store.read_value_json(scope.ti_id, "k", now=datetime(2030, 1, 1))
         db.session.rollback()

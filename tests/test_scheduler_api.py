@@ -688,7 +688,7 @@ def test_dag_counts_stop_at_the_cap(app, client, admin_auth, make_run, monkeypat
         for map_index in range(3):
             scope = store.find_task_instance(uuid.UUID(ids[("t", map_index)]))
             for number in range(2):
-                store.write(scope, f"k{number}", "1", None)
+                store.write(scope.ti_id, f"k{number}", "1", None)
         db.session.commit()
     monkeypatch.setattr(store.counting, "COUNT_CAP", 4)
     dag = client.get(f"{API}/dags", headers=admin_auth()).json["dags"][0]

@@ -40,6 +40,9 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
+    from .cookie_session import CookieSessionInterface
+
+    app.session_interface = CookieSessionInterface()
 
     from . import database, errorhandlers
     from .api import admin, admin_store, health, openapi, worker  # noqa: F401  (admin_store adds routes to admin.bp)

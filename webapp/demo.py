@@ -87,9 +87,9 @@ def load(seed: int = 7) -> Loaded:
                 _advance(ti, outcome, last_task)
                 if ti.state is None:
                     continue
-                scope = store.scope_of(ti)
+                db.session.flush()  # the store writes over the TI row, so it must be in the database
                 for number, (key, value) in enumerate(_keys_for(ti.task_id, ti.map_index, rng).items()):
-                    store.write(scope, key, store.encode_value(value), _expiry(number + position, now), now)
+                    store.write(ti.id, key, store.encode_value(value), _expiry(number + position, now), now)
                     loaded.keys += 1
     db.session.commit()
     return loaded

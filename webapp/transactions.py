@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
@@ -28,14 +29,18 @@ def is_transient_conflict(exc: BaseException) -> bool:
     return bool(args) and args[0] in MYSQL_RETRYABLE
 
 
-def committed(work: Callable[[], T], attempts: int = 5) -> T:
-    """Run ``work`` and commit; roll back and run it again on a deadlock."""
-    for attempt in Retrying(
+def _retrying(attempts: int) -> Retrying:
+    return Retrying(
         retry=retry_if_exception(is_transient_conflict),
         stop=stop_after_attempt(attempts),
         wait=wait_random_exponential(multiplier=0.01, max=0.2),
         reraise=True,
-    ):
+    )
+
+
+def committed(work: Callable[[], T], attempts: int = 5) -> T:
+    """Run ``work`` on the ORM session and commit; roll back and run it again on a deadlock."""
+    for attempt in _retrying(attempts):
         with attempt:
             try:
                 result = work()
@@ -43,4 +48,20 @@ def committed(work: Callable[[], T], attempts: int = 5) -> T:
             except BaseException:
                 db.session.rollback()
                 raise
+    return result
+
+
+def committed_on_connection(work: Callable[[Connection], T], attempts: int = 5) -> T:
+    """``committed`` for the worker API: a Core connection straight from the pool, no ORM
+    session (a third of a worker call's CPU, bench/RESULTS.md). The first attempt runs outside
+    tenacity, whose bookkeeping cost more than the statement on every call that never retries."""
+    try:
+        with db.engine.begin() as connection:
+            return work(connection)
+    except DBAPIError as exc:
+        if not is_transient_conflict(exc) or attempts <= 1:
+            raise
+    for attempt in _retrying(attempts - 1):
+        with attempt, db.engine.begin() as connection:
+            result = work(connection)
     return result

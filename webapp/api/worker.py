@@ -12,7 +12,7 @@ from .. import store
 from ..auth import tokens
 from ..errors import Forbidden, InvalidInput, Unauthenticated
 from .http import bearer_token, key_from_path, request_body
-from ..transactions import committed
+from ..transactions import committed_on_connection
 from . import schemas
 from .openapi import documented
 from .responses import no_content
@@ -20,9 +20,9 @@ from .responses import no_content
 bp = Blueprint("worker", __name__, url_prefix="/execution")
 
 
-def authorized_task_instance(raw_ti_id: str) -> store.TaskInstanceScope:
-    """401 for a bad token, 403 for another TI's token, 404 for an unknown TI; in that order,
-    so nothing is read or written for a caller who may not."""
+def authorized_task_instance(raw_ti_id: str) -> uuid.UUID:
+    """401 for a bad token, 403 for another TI's token, in that order, before any SQL, so nothing
+    is read or written for a caller who may not. The store answers 404 for an unknown TI."""
     try:
         token = tokens.verify(bearer_token())
     except tokens.TokenInvalid as exc:
@@ -35,7 +35,7 @@ def authorized_task_instance(raw_ti_id: str) -> store.TaskInstanceScope:
         allowed = False
     if not allowed:
         raise Forbidden("Token subject does not match task instance ID")
-    return store.find_task_instance(ti_id)
+    return ti_id
 
 
 @bp.after_request
@@ -50,8 +50,8 @@ def refresh_token(response: Response) -> Response:
 @bp.get("/store/ti/<ti_id>/<storekey:key>", merge_slashes=False)
 @documented("Read a key", tag="Worker", ok={200: schemas.ValueBody}, errors=(401, 403, 404, 422, 503))
 def get_key(ti_id: str, key: str):
-    scope = authorized_task_instance(ti_id)
-    value_json = store.read_value_json(scope, key_from_path(key))
+    ti_id, key = authorized_task_instance(ti_id), key_from_path(key)
+    value_json = committed_on_connection(lambda connection: store.read_value_json(ti_id, key, connection=connection))
     # The stored text goes out as written: no decode and re-encode, so 3 stays 3 and 3.0 stays 3.0.
     return Response('{"value":' + value_json + "}", mimetype="application/json")
 
@@ -59,28 +59,27 @@ def get_key(ti_id: str, key: str):
 @bp.put("/store/ti/<ti_id>/<storekey:key>", merge_slashes=False)
 @documented("Create or overwrite a key", tag="Worker", body=schemas.WorkerPutBody, errors=(401, 403, 404, 413, 422, 503))
 def put_key(ti_id: str, key: str):
-    scope = authorized_task_instance(ti_id)
-    key = key_from_path(key)
+    ti_id, key = authorized_task_instance(ti_id), key_from_path(key)
     encoded, expires_at = store.parse_worker_put_body(request_body())
-    store.warn_if_oversized(scope.ti_id, key, encoded, current_app.config["TASKSTORE"].max_value_bytes)
-    committed(lambda: store.write(scope, key, encoded, expires_at))
+    store.warn_if_oversized(ti_id, key, encoded, current_app.config["TASKSTORE"].max_value_bytes)
+    committed_on_connection(lambda connection: store.write(ti_id, key, encoded, expires_at, connection=connection))
     return no_content()
 
 
 @bp.delete("/store/ti/<ti_id>/<storekey:key>", merge_slashes=False)
 @documented("Delete a key (a missing key is fine)", tag="Worker", errors=(401, 403, 404, 422, 503))
 def delete_key(ti_id: str, key: str):
-    scope = authorized_task_instance(ti_id)
-    key = key_from_path(key)
-    committed(lambda: store.delete_key(scope, key))
+    ti_id, key = authorized_task_instance(ti_id), key_from_path(key)
+    committed_on_connection(lambda connection: store.delete_key(ti_id, key, connection=connection))
     return no_content()
 
 
 @bp.delete("/store/ti/<ti_id>")
 @documented("Clear every key of the task instance (this map index)", tag="Worker", errors=(401, 403, 404, 503))
 def clear(ti_id: str):
-    scope = authorized_task_instance(ti_id)
-    committed(lambda: store.clear(scope))
+    ti_id = authorized_task_instance(ti_id)
+    committed_on_connection(
+        lambda connection: store.clear(store.find_task_instance(ti_id, connection), connection=connection))
     return no_content()
 
 

@@ -148,7 +148,7 @@ def put_entry(scope: TaskInstanceScope, key: str, encoded_value: str, expires_at
     now = now or utcnow()
     return _versioned_write(
         scope, key, {"value": encoded_value, "expires_at": expires_at}, if_match=if_match, now=now,
-        create=lambda: write(scope, key, encoded_value, expires_at, now),
+        create=lambda: write(scope.ti_id, key, encoded_value, expires_at, now),
     )
 
 

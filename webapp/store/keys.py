@@ -1,5 +1,6 @@
-"""A task instance's keys as workers see them: the TI lookup, read, upsert, delete, clear.
-Each is one statement, so a worker call costs two (lookup and operation)."""
+"""A task instance's keys as workers see them: read, upsert, delete, clear, keyed by the task
+instance's id. A read and a write are one statement each, the task-instance lookup included;
+a delete and a clear look the task instance up only when nothing was deleted."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from dataclasses import dataclass
 from functools import cache
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy import Connection, and_, bindparam, delete, literal, or_, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 
 from ..errors import KeyNotFound, NotFound
 from ..extensions import db
@@ -36,41 +36,49 @@ def parse_ti_id(raw: str) -> uuid.UUID:
         raise NotFound(f"Task instance {raw} not found") from None
 
 
+def ti_not_found(ti_id: uuid.UUID) -> NotFound:
+    return NotFound(f"Task instance {ti_id} not found")  # Airflow's wording
+
+
 # The worker path runs these on every call, so they are built once, with bind parameters,
 # over the tables (not ORM entities): no statement construction or ORM layer per request.
 _TI = TaskInstance.__table__
 _STATE = TaskState.__table__
-_SCOPE = (
-    _STATE.c.dag_run_id == bindparam("dag_run_id"),
-    _STATE.c.task_id == bindparam("task_id"),
-    _STATE.c.map_index == bindparam("map_index"),
+_OF_TI = (
+    _STATE.c.dag_run_id == _TI.c.dag_run_id,
+    _STATE.c.task_id == _TI.c.task_id,
+    _STATE.c.map_index == _TI.c.map_index,
+)
+_THIS_TI = _TI.c.id == bindparam("ti_id", type_=_TI.c.id.type)
+_LIVE = or_(_STATE.c.expires_at.is_(None), _STATE.c.expires_at > bindparam("now", type_=_STATE.c.expires_at.type))
+_FIND_TI = select(_TI.c.dag_run_id, _TI.c.dag_id, _TI.c.run_id, _TI.c.task_id, _TI.c.map_index).where(_THIS_TI)
+_TI_EXISTS = select(literal(1)).where(_THIS_TI)
+# No row: no such task instance. A row with a NULL value: no such live key.
+_READ = select(_TI.c.id, _STATE.c.value).select_from(
+    _TI.outerjoin(_STATE, and_(*_OF_TI, _STATE.c.key == bindparam("key"), _LIVE))
+).where(_THIS_TI)
+_DELETE_KEY = delete(_STATE).where(
+    _STATE.c.dag_run_id == select(_TI.c.dag_run_id).where(_THIS_TI).scalar_subquery(),
+    _STATE.c.task_id == select(_TI.c.task_id).where(_THIS_TI).scalar_subquery(),
+    _STATE.c.map_index == select(_TI.c.map_index).where(_THIS_TI).scalar_subquery(),
     _STATE.c.key == bindparam("key"),
 )
-_FIND_TI = select(_TI.c.dag_run_id, _TI.c.dag_id, _TI.c.run_id, _TI.c.task_id, _TI.c.map_index).where(
-    _TI.c.id == bindparam("ti_id")
-)
-_READ = select(_STATE.c.value).where(
-    *_SCOPE, or_(_STATE.c.expires_at.is_(None), _STATE.c.expires_at > bindparam("now"))
-)
-_DELETE_KEY = delete(_STATE).where(*_SCOPE)
-_UPSERT_COLUMNS = ("dag_run_id", "dag_id", "run_id", "task_id", "map_index", "key", "value", "version",
-                   "updated_at", "expires_at")
 
 
-def _run(statement, parameters: dict):
-    return db.session.connection().execute(statement, parameters)
+def _connection(connection: Connection | None) -> Connection:
+    return connection if connection is not None else db.session.connection()
 
 
-def _scope_parameters(scope: TaskInstanceScope, key: str) -> dict:
-    return {"dag_run_id": scope.dag_run_id, "task_id": scope.task_id, "map_index": scope.map_index, "key": key}
-
-
-def find_task_instance(ti_id: uuid.UUID) -> TaskInstanceScope:
+def find_task_instance(ti_id: uuid.UUID, connection: Connection | None = None) -> TaskInstanceScope:
     """One SELECT; NotFound with Airflow's message when the TI does not exist."""
-    row = _run(_FIND_TI, {"ti_id": ti_id}).first()
+    row = _connection(connection).execute(_FIND_TI, {"ti_id": ti_id}).first()
     if row is None:
-        raise NotFound(f"Task instance {ti_id} not found")
+        raise ti_not_found(ti_id)
     return TaskInstanceScope(ti_id, *row)
+
+
+def _ti_exists(connection: Connection, ti_id: uuid.UUID) -> bool:
+    return connection.execute(_TI_EXISTS, {"ti_id": ti_id}).first() is not None
 
 
 def scope_of(ti: TaskInstance) -> TaskInstanceScope:
@@ -90,57 +98,60 @@ def _live(now: datetime):
     return or_(TaskState.expires_at.is_(None), TaskState.expires_at > now)
 
 
-def read_value_json(scope: TaskInstanceScope, key: str, now: datetime | None = None) -> str:
-    """The stored JSON text of a live key; NotFound names the key."""
-    stored = _run(_READ, {**_scope_parameters(scope, key), "now": now or utcnow()}).scalar()
-    if stored is None:
+def read_value_json(ti_id: uuid.UUID, key: str, now: datetime | None = None, *,
+                    connection: Connection | None = None) -> str:
+    """The stored JSON text of a live key; NotFound for an unknown TI, KeyNotFound naming the key."""
+    row = _connection(connection).execute(_READ, {"ti_id": ti_id, "key": key, "now": now or utcnow()}).first()
+    if row is None:
+        raise ti_not_found(ti_id)
+    if row.value is None:
         raise KeyNotFound(key)
-    return stored
+    return row.value
 
 
-def write(scope: TaskInstanceScope, key: str, encoded_value: str, expires_at: datetime | None,
-          now: datetime | None = None) -> None:
-    """Create or overwrite in one statement, so racing writers never collide: last write wins."""
-    row = {
-        "dag_run_id": scope.dag_run_id, "dag_id": scope.dag_id, "run_id": scope.run_id,
-        "task_id": scope.task_id, "map_index": scope.map_index, "key": key,
-        "value": encoded_value, "version": 1, "updated_at": now or utcnow(), "expires_at": expires_at,
-    }
-    try:
-        _run(_upsert_for(db.session.get_bind().dialect.name), row)
-    except IntegrityError:
-        # The run was deleted between the TI lookup and this write.
-        raise NotFound(f"Task instance {scope.ti_id} not found") from None
+def write(ti_id: uuid.UUID, key: str, encoded_value: str, expires_at: datetime | None,
+          now: datetime | None = None, *, connection: Connection | None = None) -> None:
+    """Create or overwrite in one statement, so racing writers never collide: last write wins.
+    The row's names come from the TI in the same statement: nothing inserted means no such TI."""
+    connection = _connection(connection)
+    parameters = {"ti_id": ti_id, "key": key, "value": encoded_value, "updated_at": now or utcnow(),
+                  "expires_at": expires_at}
+    if connection.execute(_upsert_for(connection.dialect.name), parameters).rowcount == 0:
+        raise ti_not_found(ti_id)
 
 
 @cache
 def _upsert_for(dialect: str):
-    """The dialect's single-statement upsert; the version counts every write."""
-    values = {name: bindparam(name, type_=_STATE.c[name].type) for name in _UPSERT_COLUMNS}
+    """INSERT ... SELECT from the TI, then the dialect's own "on conflict, update"; the version
+    counts every write."""
+    def given(name: str):
+        return bindparam(name, type_=_STATE.c[name].type)
+
+    from_ti = select(_TI.c.dag_run_id, _TI.c.dag_id, _TI.c.run_id, _TI.c.task_id, _TI.c.map_index,
+                     given("key"), given("value"), literal(1), given("updated_at"), given("expires_at")
+                     ).where(_THIS_TI)
+    columns = ["dag_run_id", "dag_id", "run_id", "task_id", "map_index", "key", "value", "version",
+               "updated_at", "expires_at"]
+    changed = {"value": given("value"), "updated_at": given("updated_at"), "expires_at": given("expires_at"),
+               "version": _STATE.c.version + 1}
     if dialect in ("mysql", "mariadb"):
-        statement = mysql.insert(_STATE).values(values)
-        return statement.on_duplicate_key_update(
-            value=statement.inserted.value,
-            updated_at=statement.inserted.updated_at,
-            expires_at=statement.inserted.expires_at,
-            version=_STATE.c.version + 1,
-        )
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    statement = insert(_STATE).values(values)
-    return statement.on_conflict_do_update(
-        index_elements=["dag_run_id", "task_id", "map_index", "key"],
-        set_={
-            "value": statement.excluded.value,
-            "updated_at": statement.excluded.updated_at,
-            "expires_at": statement.excluded.expires_at,
-            "version": _STATE.c.version + 1,
-        },
-    )
+        statement = mysql.insert(_STATE).from_select(columns, from_ti).on_duplicate_key_update(**changed)
+    else:
+        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+        statement = insert(_STATE).from_select(columns, from_ti).on_conflict_do_update(
+            index_elements=["dag_run_id", "task_id", "map_index", "key"], set_=changed)
+    # An INSERT's row count is what says whether the TI exists; drivers drop it unless asked.
+    return statement.execution_options(preserve_rowcount=True)
 
 
-def delete_key(scope: TaskInstanceScope, key: str) -> bool:
-    """Deleting a key that is not there is fine; returns whether a row went."""
-    return _run(_DELETE_KEY, _scope_parameters(scope, key)).rowcount > 0
+def delete_key(ti_id: uuid.UUID, key: str, *, connection: Connection | None = None) -> bool:
+    """Deleting a key that is not there is fine (False); an unknown TI is NotFound."""
+    connection = _connection(connection)
+    if connection.execute(_DELETE_KEY, {"ti_id": ti_id, "key": key}).rowcount > 0:
+        return True
+    if not _ti_exists(connection, ti_id):
+        raise ti_not_found(ti_id)
+    return False
 
 
 def _clear_scope(scope: TaskInstanceScope, all_map_indices: bool) -> list:
@@ -150,9 +161,10 @@ def _clear_scope(scope: TaskInstanceScope, all_map_indices: bool) -> list:
     return conditions
 
 
-def clear(scope: TaskInstanceScope, *, all_map_indices: bool = False) -> int:
+def clear(scope: TaskInstanceScope, *, all_map_indices: bool = False, connection: Connection | None = None) -> int:
     """Every key of this task instance (this map index only, unless asked for all)."""
-    return db.session.execute(delete(TaskState).where(*_clear_scope(scope, all_map_indices))).rowcount
+    statement = delete(TaskState).where(*_clear_scope(scope, all_map_indices))
+    return _connection(connection).execute(statement).rowcount
 
 
 def rows_to_clear(scope: TaskInstanceScope, *, all_map_indices: bool = False) -> list:
