@@ -34,7 +34,7 @@ def main() -> None:
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", "webapp.serving.BalancedThreadWorker")  # as taskstore serve
             self.cfg.set("accesslog", None)
             self.cfg.set("timeout", 60)
             self.cfg.set("keepalive", 5)

@@ -55,6 +55,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     with app.app_context():
         database.configure_engine(db.engine, settings)
+        app.extensions[database.WRITER_QUEUE] = database.writer_queue(db.engine, settings)
 
     from .api.http import KeyConverter
 

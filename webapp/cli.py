@@ -210,7 +210,7 @@ def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, 
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", "webapp.serving.BalancedThreadWorker")
             self.cfg.set("accesslog", "-" if access_log else None)
             self.cfg.set("timeout", 60)
             self.cfg.set("keepalive", 5)

@@ -51,7 +51,8 @@ def refresh_token(response: Response) -> Response:
 @documented("Read a key", tag="Worker", ok={200: schemas.ValueBody}, errors=(401, 403, 404, 422, 503))
 def get_key(ti_id: str, key: str):
     ti_id, key = authorized_task_instance(ti_id), key_from_path(key)
-    value_json = committed_on_connection(lambda connection: store.read_value_json(ti_id, key, connection=connection))
+    value_json = committed_on_connection(
+        lambda connection: store.read_value_json(ti_id, key, connection=connection), read_only=True)
     # The stored text goes out as written: no decode and re-encode, so 3 stays 3 and 3.0 stays 3.0.
     return Response('{"value":' + value_json + "}", mimetype="application/json")
 
