@@ -108,6 +108,8 @@ class TaskState(db.Model):
         UniqueConstraint("dag_run_id", "task_id", "map_index", "key", name="task_state_ti_key_uq"),
         Index("task_state_expires_at_idx", "expires_at"),
         Index("task_state_dag_idx", "dag_id", "dag_run_id", "task_id", "map_index", "expires_at"),
+        # PostgreSQL also has task_state_key_trgm_idx, a trigram index on key for search, where
+        # the pg_trgm extension can be created (migration 0006).
         {"sqlite_autoincrement": True},
     )
 

@@ -79,8 +79,8 @@ class DagRunCreated(DagRunOut):
 class DagOut(BaseModel):
     dag_id: str
     run_count: int
-    task_instances_with_keys: int = Field(description="Task instances holding live keys; 10001 means more than 10,000")
-    key_count: int = Field(description="Live keys; 10001 means more than 10,000")
+    task_instances_with_keys: int = Field(description="Task instances holding live keys; 1001 means more than 1,000")
+    key_count: int = Field(description="Live keys; 1001 means more than 1,000")
 
 
 class DagList(BaseModel):

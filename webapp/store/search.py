@@ -29,13 +29,13 @@ def search_keys(substring: str, dag_id: str | None = None, *, limit: int, offset
     """Live keys whose name contains ``substring``, ignoring case, across all task instances
     (or one DAG's), ordered by DAG, run, task, map index and key; one page and the total.
 
-    ``icontains`` with ``autoescape`` escapes the user's ``%``, ``_`` and the escape character,
-    so they match literally. It compares LOWER() of both sides (ILIKE on PostgreSQL), which
-    works the same on MariaDB's binary collation; SQLite folds the case of ASCII letters only."""
-    conditions = [TaskState.key.icontains(substring, autoescape=True), _live(now or utcnow())]
+    The user's ``%``, ``_`` and the escape character match literally (``autoescape``). On
+    PostgreSQL this is ILIKE, which the trigram index of migration 0006 serves; on SQLite plain
+    LIKE, which ignores the case of ASCII letters by itself (LOWER() on both sides made a
+    scan of a million keys three times slower); on MariaDB's binary collation LOWER() LIKE."""
+    conditions = [_contains_ignoring_case(substring), _live(now or utcnow())]
     if dag_id:
         conditions.append(TaskState.dag_id == dag_id)
-    total = capped_count(select(TaskState.id).where(*conditions))
     rows = db.session.execute(
         select(TaskState.dag_id, TaskState.run_id, TaskState.task_id, TaskState.map_index, TaskState.key,
                TaskState.updated_at, TaskState.expires_at)
@@ -43,4 +43,14 @@ def search_keys(substring: str, dag_id: str | None = None, *, limit: int, offset
         .order_by(TaskState.dag_id, TaskState.run_id, TaskState.task_id, TaskState.map_index, TaskState.key)
         .limit(limit).offset(offset)
     ).all()
+    if offset == 0 and len(rows) < limit:
+        total = len(rows)  # a first page that is not full is every match: no second scan
+    else:
+        total = capped_count(select(TaskState.id).where(*conditions))
     return [KeyHit(*row) for row in rows], total
+
+
+def _contains_ignoring_case(substring: str):
+    if db.session.get_bind().dialect.name == "sqlite":
+        return TaskState.key.contains(substring, autoescape=True)
+    return TaskState.key.icontains(substring, autoescape=True)
