@@ -4,7 +4,7 @@ database reports a deadlock (InnoDB can deadlock two upserts racing on one key).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TypeVar
 
 from flask import current_app
@@ -41,10 +41,17 @@ def _retrying(attempts: int) -> Retrying:
     )
 
 
+def writer_turn() -> AbstractContextManager:
+    """Wait for this process's turn to write to a SQLite file (``database.SQLiteWriterQueue``);
+    nothing to wait for on a database server."""
+    queue = current_app.extensions.get(WRITER_QUEUE)
+    return queue.turn() if queue is not None else nullcontext()
+
+
 def committed(work: Callable[[], T], attempts: int = 5) -> T:
     """Run ``work`` on the ORM session and commit; roll back and run it again on a deadlock."""
     for attempt in _retrying(attempts):
-        with attempt:
+        with attempt, writer_turn():
             try:
                 result = work()
                 db.session.commit()
@@ -64,9 +71,8 @@ _CHEAP_AUTOCOMMIT = {"postgresql"}
 @contextmanager
 def _single_statement_connection(read_only: bool) -> Iterator[Connection]:
     engine = db.engine
-    queue = None if read_only else current_app.extensions.get(WRITER_QUEUE)
-    if queue is not None:
-        with queue.turn(), engine.begin() as connection:
+    if engine.dialect.name == "sqlite" and not read_only:
+        with writer_turn(), engine.begin() as connection:
             yield connection
     elif engine.dialect.name in _CHEAP_AUTOCOMMIT:
         with engine.connect() as connection:

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 
 from ..extensions import db
 from ..models import TaskState, utcnow
+from ..transactions import writer_turn
 
 
 def _expired_query(now: datetime):
@@ -41,10 +42,11 @@ def delete_expired(*, batch_size: int, now: datetime | None = None) -> Iterator[
         ids = db.session.execute(oldest).scalars().all()
         if not ids:
             return
-        deleted = db.session.execute(
-            delete(TaskState).where(TaskState.id.in_(ids), TaskState.expires_at <= now)
-        ).rowcount
-        db.session.commit()
+        with writer_turn():  # on SQLite, workers wait for one batch in the queue, not in busy sleeps
+            deleted = db.session.execute(
+                delete(TaskState).where(TaskState.id.in_(ids), TaskState.expires_at <= now)
+            ).rowcount
+            db.session.commit()
         yield deleted
         if len(ids) < batch_size:
             return
