@@ -570,6 +570,45 @@ def test_search_treats_wildcards_literally(login_as, ti_id, worker_auth):
     assert keys("0%") == ["100%"]
 
 
+def test_search_follows_keys_through_writes_overwrites_deletes_clears_and_run_deletion(
+        login_as, make_run, worker_auth, admin_auth):
+    """On SQLite and PostgreSQL an index narrows the search down (migration 0006); what it
+    finds must follow every way a key comes and goes."""
+    ids = make_run("etl", "run_1", tasks=(("a", None), ("b", None)))
+    viewer = login_as("viewer")
+
+    def found(text):
+        html = viewer.get(f"/search?q={quote(text)}").text
+        if "No live key contains" in html:
+            return []
+        return [(row[2], row[4]) for row in table_rows(html)[1:]]
+
+    def worker_delete(ti, key=None):
+        path = f"/execution/store/ti/{ti}" + ("" if key is None else f"/{quote(key, safe='')}")
+        assert viewer.delete(path, headers=worker_auth(ti)).status_code == 204
+
+    put_key(viewer, worker_auth, ids["a"], 'a "Checkpoint"', 1)
+    put_key(viewer, worker_auth, ids["a"], "ÉTAT-checkpoint", 2)
+    put_key(viewer, worker_auth, ids["b"], "CHECKPOINT-b", 3)
+    everything = [("a", 'a "Checkpoint"'), ("a", "ÉTAT-checkpoint"), ("b", "CHECKPOINT-b")]
+    assert found("checkpoint") == everything
+    assert found('"check') == [("a", 'a "Checkpoint"')]  # a double quote is just a character
+    assert found("t-c") == [("a", "ÉTAT-checkpoint")]
+    assert found("ck") == everything  # shorter than a trigram: read every key
+
+    put_key(viewer, worker_auth, ids["a"], 'a "Checkpoint"', 4)  # an overwrite: found once
+    assert found("checkpoint") == everything
+    worker_delete(ids["b"], "CHECKPOINT-b")
+    assert found("checkpoint") == everything[:2]
+    worker_delete(ids["a"])
+    assert found("checkpoint") == []
+
+    put_key(viewer, worker_auth, ids["b"], "checkpoint-again", 5)
+    assert found("checkpoint") == [("b", "checkpoint-again")]
+    assert viewer.delete("/api/v2/dags/etl/dagRuns/run_1", headers=admin_auth("admin")).status_code == 204
+    assert found("checkpoint") == []
+
+
 def test_search_page_is_linked_from_every_page_and_pages(login_as, ti_id, worker_auth, monkeypatch):
     from webapp.ui import search
 
