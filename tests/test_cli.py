@@ -215,6 +215,20 @@ def test_clean_removes_only_expired_keys_in_batches(app, make_app, mixed_keys, c
     assert stored_keys(app) == KEPT
 
 
+@pytest.mark.parametrize("ratio", [0.0, 1.0, 3.0])
+def test_clean_pauses_after_each_batch_in_proportion_to_it(make_app, mixed_keys, monkeypatch, ratio):
+    from webapp import cli
+
+    clock = iter(range(0, 1000, 2))  # each batch appears to take 2 s
+    pauses: list[float] = []
+    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(cli.time, "sleep", pauses.append)
+    result = make_app(cleanup_batch_size=2, cleanup_pause_ratio=ratio).test_cli_runner().invoke(args=["clean"])
+    assert result.exit_code == 0, result.output
+    assert "Deleted 5 expired keys in 3 batches" in result.stdout
+    assert pauses == [2 * ratio] * 3
+
+
 def test_clean_dry_run_lists_expired_keys_and_deletes_nothing(app, make_app, mixed_keys):
     before = stored_keys(app)
     result = make_app(cleanup_batch_size=2).test_cli_runner().invoke(args=["clean", "--dry-run"])

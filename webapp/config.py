@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         1024 * 1024, ge=1024, description="Hard limit on a request body; larger bodies get 413."
     )
     cleanup_batch_size: int = Field(1000, ge=1, le=100_000, description="Rows deleted per transaction by `clean`.")
+    cleanup_pause_ratio: float = Field(
+        1.0, ge=0, le=100,
+        description="After each batch `clean` pauses this many times as long as the batch took, leaving the "
+                    "database and CPU to workers (1 = half the time; 0 = no pause).",
+    )
     token_lifetime_seconds: int = Field(600, ge=30, description="Lifetime of a worker token.")
     db_pool_size: int = Field(5, ge=1, description="Connections kept open per process (not SQLite).")
     db_max_overflow: int = Field(10, ge=0, description="Extra connections a process may open under load.")
