@@ -542,10 +542,10 @@ def test_search_finds_substrings_across_dags_ignoring_case(login_as, make_run, w
     html = viewer.get("/search?q=spark").text
     found = table_rows(html)
     assert found[0] == ["DAG", "Run", "Task", "Map index", "Key", "Updated", "Expires"]
-    assert [row[:5] for row in found[1:]] == [
+    assert [row[:5] for row in found[1:]] == [  # newest key first
+        ["reports", "run_9", "task", "—", "my-spark-job"],
         ["etl", "run_1", "copy", "1", "SPARK_checkpoint"],
         ["etl", "run_1", "submit", "—", "spark/job_id"],
-        ["reports", "run_9", "task", "—", "my-spark-job"],
     ]
     assert "3 keys found" in html
     assert 'href="/dags/etl/runs/run_1/tasks/copy?map_index=1"' in html
@@ -568,6 +568,8 @@ def test_search_treats_wildcards_literally(login_as, ti_id, worker_auth):
     assert keys("\\") == ["back\\slash"]
     assert keys("/") == ["x/y"]
     assert keys("0%") == ["100%"]
+    assert keys("00%") == ["100%"]  # 3 characters and more go through the trigram index first
+    assert keys("a_b") == ["a_b"]
 
 
 def test_search_follows_keys_through_writes_overwrites_deletes_clears_and_run_deletion(
@@ -590,16 +592,16 @@ def test_search_follows_keys_through_writes_overwrites_deletes_clears_and_run_de
     put_key(viewer, worker_auth, ids["a"], 'a "Checkpoint"', 1)
     put_key(viewer, worker_auth, ids["a"], "ÉTAT-checkpoint", 2)
     put_key(viewer, worker_auth, ids["b"], "CHECKPOINT-b", 3)
-    everything = [("a", 'a "Checkpoint"'), ("a", "ÉTAT-checkpoint"), ("b", "CHECKPOINT-b")]
+    everything = [("b", "CHECKPOINT-b"), ("a", "ÉTAT-checkpoint"), ("a", 'a "Checkpoint"')]  # newest first
     assert found("checkpoint") == everything
     assert found('"check') == [("a", 'a "Checkpoint"')]  # a double quote is just a character
     assert found("t-c") == [("a", "ÉTAT-checkpoint")]
     assert found("ck") == everything  # shorter than a trigram: read every key
 
-    put_key(viewer, worker_auth, ids["a"], 'a "Checkpoint"', 4)  # an overwrite: found once
+    put_key(viewer, worker_auth, ids["a"], 'a "Checkpoint"', 4)  # an overwrite: found once, in its place
     assert found("checkpoint") == everything
     worker_delete(ids["b"], "CHECKPOINT-b")
-    assert found("checkpoint") == everything[:2]
+    assert found("checkpoint") == everything[1:]
     worker_delete(ids["a"])
     assert found("checkpoint") == []
 
@@ -622,9 +624,10 @@ def test_search_page_is_linked_from_every_page_and_pages(login_as, ti_id, worker
     assert "<table" not in empty.text
     monkeypatch.setattr(search, "RESULTS_PER_PAGE", 2)
     first = viewer.get("/search?q=key").text
-    assert [row[4] for row in table_rows(first)[1:]] == ["key0", "key1"]
+    assert [row[4] for row in table_rows(first)[1:]] == ["key2", "key1"]
+    assert "3 keys found" in first  # counted, since the first page is full
     second = viewer.get("/search?q=key&offset=2").text
-    assert [row[4] for row in table_rows(second)[1:]] == ["key2"]
+    assert [row[4] for row in table_rows(second)[1:]] == ["key0"]
     assert "No live key contains “nothing”." in viewer.get("/search?q=nothing").text
 
 
