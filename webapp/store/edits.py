@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select, update
 from ..errors import Conflict, InvalidInput, KeyNotFound, PreconditionFailed
 from ..extensions import db
 from ..models import TaskState, utcnow
-from .keys import TaskInstanceScope, _in_scope, _live, write
+from .keys import TaskInstanceScope, _in_scope, live_condition, write
 from .rules import expiry_for_retention, parse_timestamp
 
 
@@ -85,7 +85,7 @@ def current_entry(scope: TaskInstanceScope, key: str, now: datetime | None = Non
     row = db.session.execute(
         select(TaskState.id, TaskState.key, TaskState.value, TaskState.version,
                TaskState.updated_at, TaskState.expires_at)
-        .where(*_in_scope(scope), TaskState.key == key, _live(now or utcnow()))
+        .where(*_in_scope(scope), TaskState.key == key, live_condition(now))
     ).first()
     return None if row is None else Entry(*row)
 
@@ -187,7 +187,7 @@ def list_entries(scope: TaskInstanceScope, *, limit: int, offset: int = 0, inclu
     """A task instance's entries ordered by key, one page of them, and how many there are."""
     conditions = list(_in_scope(scope))
     if not include_expired:
-        conditions.append(_live(now or utcnow()))
+        conditions.append(live_condition(now))
     total = db.session.execute(select(func.count()).select_from(TaskState).where(*conditions)).scalar_one()
     rows = db.session.execute(
         select(TaskState.id, TaskState.key, TaskState.value, TaskState.version,

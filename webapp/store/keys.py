@@ -29,15 +29,21 @@ class TaskInstanceScope:
     map_index: int
 
 
+def ti_not_found(ti_id: uuid.UUID | str) -> NotFound:
+    return NotFound(f"Task instance {ti_id} not found")  # Airflow's wording
+
+
 def parse_ti_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise NotFound(f"Task instance {raw} not found") from None
+        raise ti_not_found(raw) from None
 
 
-def ti_not_found(ti_id: uuid.UUID) -> NotFound:
-    return NotFound(f"Task instance {ti_id} not found")  # Airflow's wording
+def live_condition(now: datetime | None = None):
+    """The "not expired" condition for every query: expired keys vanish for every reader at
+    once, before cleanup removes the rows. ``now`` may be a bind parameter."""
+    return or_(TaskState.expires_at.is_(None), TaskState.expires_at > (utcnow() if now is None else now))
 
 
 # The worker path runs these on every call, so they are built once, with bind parameters,
@@ -50,7 +56,7 @@ _OF_TI = (
     _STATE.c.map_index == _TI.c.map_index,
 )
 _THIS_TI = _TI.c.id == bindparam("ti_id", type_=_TI.c.id.type)
-_LIVE = or_(_STATE.c.expires_at.is_(None), _STATE.c.expires_at > bindparam("now", type_=_STATE.c.expires_at.type))
+_LIVE = live_condition(bindparam("now", type_=_STATE.c.expires_at.type))
 _FIND_TI = select(_TI.c.dag_run_id, _TI.c.dag_id, _TI.c.run_id, _TI.c.task_id, _TI.c.map_index).where(_THIS_TI)
 _TI_EXISTS = select(literal(1)).where(_THIS_TI)
 # No row: no such task instance. A row with a NULL value: no such live key.
@@ -91,11 +97,6 @@ def _in_scope(scope: TaskInstanceScope):
         TaskState.task_id == scope.task_id,
         TaskState.map_index == scope.map_index,
     )
-
-
-def _live(now: datetime):
-    """Expired keys vanish for every reader at once, before cleanup removes the rows."""
-    return or_(TaskState.expires_at.is_(None), TaskState.expires_at > now)
 
 
 def read_value_json(ti_id: uuid.UUID, key: str, now: datetime | None = None, *,
@@ -154,11 +155,9 @@ def delete_key(ti_id: uuid.UUID, key: str, *, connection: Connection | None = No
     return False
 
 
-def _clear_scope(scope: TaskInstanceScope, all_map_indices: bool) -> list:
-    conditions = [TaskState.dag_run_id == scope.dag_run_id, TaskState.task_id == scope.task_id]
-    if not all_map_indices:
-        conditions.append(TaskState.map_index == scope.map_index)
-    return conditions
+def _clear_scope(scope: TaskInstanceScope, all_map_indices: bool) -> tuple:
+    dag_run, task, map_index = _in_scope(scope)
+    return (dag_run, task) if all_map_indices else (dag_run, task, map_index)
 
 
 def clear(scope: TaskInstanceScope, *, all_map_indices: bool = False, connection: Connection | None = None) -> int:
@@ -173,8 +172,3 @@ def rows_to_clear(scope: TaskInstanceScope, *, all_map_indices: bool = False) ->
         select(TaskState.map_index, TaskState.key, TaskState.value, TaskState.expires_at)
         .where(*_clear_scope(scope, all_map_indices))
     ).all()
-
-
-def live_condition(now: datetime | None = None):
-    """The "not expired" condition, for counting live keys in other modules' queries."""
-    return _live(now or utcnow())

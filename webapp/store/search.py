@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, FromClause, column, inspect, literal_column, select, table
 
 from ..extensions import db
-from ..models import TaskState, utcnow
+from ..models import TaskState
 from .counting import capped_count
-from .keys import _live
+from .keys import live_condition
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def search_keys(substring: str, dag_id: str | None = None, *, limit: int, offset
     migration 0006 for substrings of 3 characters or more; on MariaDB's binary collation
     LOWER() LIKE, which reads keys newest first until it has a page."""
     source, conditions, newest_first = _matching(substring)
-    conditions.append(_live(now or utcnow()))
+    conditions.append(live_condition(now))
     if dag_id:
         conditions.append(TaskState.dag_id == dag_id)
     rows = db.session.execute(
