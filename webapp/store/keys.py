@@ -58,7 +58,6 @@ _OF_TI = (
 _THIS_TI = _TI.c.id == bindparam("ti_id", type_=_TI.c.id.type)
 _LIVE = live_condition(bindparam("now", type_=_STATE.c.expires_at.type))
 _FIND_TI = select(_TI.c.dag_run_id, _TI.c.dag_id, _TI.c.run_id, _TI.c.task_id, _TI.c.map_index).where(_THIS_TI)
-_TI_EXISTS = select(literal(1)).where(_THIS_TI)
 # No row: no such task instance. A row with a NULL value: no such live key.
 _READ = select(_TI.c.id, _STATE.c.value).select_from(
     _TI.outerjoin(_STATE, and_(*_OF_TI, _STATE.c.key == bindparam("key"), _LIVE))
@@ -81,10 +80,6 @@ def find_task_instance(ti_id: uuid.UUID, connection: Connection | None = None) -
     if row is None:
         raise ti_not_found(ti_id)
     return TaskInstanceScope(ti_id, *row)
-
-
-def _ti_exists(connection: Connection, ti_id: uuid.UUID) -> bool:
-    return connection.execute(_TI_EXISTS, {"ti_id": ti_id}).first() is not None
 
 
 def scope_of(ti: TaskInstance) -> TaskInstanceScope:
@@ -150,8 +145,7 @@ def delete_key(ti_id: uuid.UUID, key: str, *, connection: Connection | None = No
     connection = _connection(connection)
     if connection.execute(_DELETE_KEY, {"ti_id": ti_id, "key": key}).rowcount > 0:
         return True
-    if not _ti_exists(connection, ti_id):
-        raise ti_not_found(ti_id)
+    find_task_instance(ti_id, connection)  # NotFound for an unknown TI
     return False
 
 
