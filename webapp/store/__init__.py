@@ -10,7 +10,7 @@ transaction (``clear_on_success``) and a change and its history row land togethe
 from .cleanup import delete_expired, list_expired
 from .counting import COUNT_CAP, capped_count
 from .edits import (
-    Change, Entry, add_entry, current_entry, delete_entry, get_entry, list_entries, parse_admin_expiry, parse_etag,
+    Change, Entry, add_entry, current_entry, delete_entry, extend_entry, get_entry, list_entries, parse_admin_expiry, parse_etag,
     patch_value, put_entry,
 )
 from .keys import (
@@ -26,7 +26,7 @@ from .search import KeyHit, search_keys
 __all__ = [
     "COUNT_CAP", "capped_count",
     "Change", "Entry", "KeyHit", "add_entry", "TaskInstanceScope", "check_value_size", "clear", "current_entry",
-    "delete_entry", "delete_expired", "delete_key", "encode_value", "expiry_for_retention",
+    "delete_entry", "delete_expired", "extend_entry", "delete_key", "encode_value", "expiry_for_retention",
     "find_task_instance", "get_entry", "list_entries", "list_expired", "live_condition", "parse_admin_expiry",
     "parse_etag", "parse_json", "parse_ti_id", "parse_timestamp", "parse_worker_put_body", "patch_value",
     "put_entry", "read_value_json", "rows_to_clear", "scope_of", "search_keys", "validate_key",

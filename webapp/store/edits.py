@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -160,6 +160,19 @@ def add_entry(scope: TaskInstanceScope, key: str, encoded_value: str, expires_at
     if current_entry(scope, key, now) is not None:
         raise Conflict(f"A key named {key!r} already exists; edit it instead.", field="key")
     return put_entry(scope, key, encoded_value, expires_at, now=now)
+
+
+def extend_entry(scope: TaskInstanceScope, key: str, delta: timedelta, *, if_match: str | None = None,
+                 now: datetime | None = None) -> Change:
+    """Push a key's expiry out by ``delta``: from its current expiry, or from now for a key
+    that never expires or has already expired. A key that is gone is a 412, like any edit
+    of a version that moved on."""
+    now = now or utcnow()
+    entry = current_entry(scope, key, now)
+    if entry is None:
+        raise PreconditionFailed(f"Key {key!r} is gone", None)
+    start = max(entry.expires_at or now, now)
+    return put_entry(scope, key, entry.value_json, start + delta, if_match=if_match, now=now)
 
 
 def patch_value(scope: TaskInstanceScope, key: str, encoded_value: str, *,
