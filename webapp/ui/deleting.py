@@ -8,10 +8,9 @@ from flask import render_template, request
 
 from .. import history, store
 from ..errors import PreconditionFailed
-from ..models import utcnow
 from ..transactions import committed
 from . import bp
-from .editing import TI, actor, back_to, breadcrumbs_of, conflict_text, key_arg, target
+from .editing import TI, actor, back_to, breadcrumbs_of, key_arg, row_form_response, target
 from .forms import ClearForm, VersionedForm
 from .views import is_htmx
 
@@ -20,12 +19,7 @@ from .views import is_htmx
 
 
 def delete_response(ti, key, form, entry, status: int, conflict: PreconditionFailed | None = None):
-    context = dict(ti=ti, key=key, form=form, entry=entry, now=utcnow(),
-                   conflict=conflict and conflict_text(conflict), current=conflict and conflict.current)
-    if is_htmx():
-        return render_template("_key_delete_row.html", **context)
-    return render_template("key_delete.html", **context,
-                           crumbs=[*breadcrumbs_of(ti), ("Delete " + key, None)]), status
+    return row_form_response("delete", ti, key, form, entry, status, conflict)
 
 
 @bp.get(TI + "/delete")

@@ -88,13 +88,19 @@ def keep_label(entry) -> str:
     return f"Keep ({formatting.expiry(entry.expires_at, utcnow())})"
 
 
-def edit_response(ti, key, form, entry, status: int, conflict: PreconditionFailed | None = None):
+def row_form_response(action: str, ti, key, form, entry, status: int, conflict: PreconditionFailed | None = None):
+    """A key's edit or delete form: the table row for htmx, else a page of its own
+    (``_key_{action}_row.html`` or ``key_{action}.html``)."""
     context = dict(ti=ti, key=key, form=form, entry=entry, now=utcnow(),
                    conflict=conflict and conflict_text(conflict), current=conflict and conflict.current)
     if is_htmx():
-        return render_template("_key_edit_row.html", **context)
-    return render_template("key_edit.html", **context,
-                           crumbs=[*breadcrumbs_of(ti), ("Edit " + key, None)]), status
+        return render_template(f"_key_{action}_row.html", **context)
+    return render_template(f"key_{action}.html", **context,
+                           crumbs=[*breadcrumbs_of(ti), (f"{action.capitalize()} {key}", None)]), status
+
+
+def edit_response(ti, key, form, entry, status: int, conflict: PreconditionFailed | None = None):
+    return row_form_response("edit", ti, key, form, entry, status, conflict)
 
 
 def breadcrumbs_of(ti):
@@ -172,12 +178,7 @@ def extend_key(dag_id: str, run_id: str, task_id: str):
     label, delta = EXTEND_BY[form.by.data]
 
     def extend():
-        entry = store.current_entry(scope, key, now)
-        if entry is None:
-            raise PreconditionFailed(f"Key {key!r} is gone", None)
-        # From the current expiry, or from now for a key that never expires or already expired.
-        start = max(entry.expires_at or now, now)
-        change = store.put_entry(scope, key, entry.value_json, start + delta, if_match=form.version.data, now=now)
+        change = store.extend_entry(scope, key, delta, if_match=form.version.data, now=now)
         history.record(actor(), "extend", scope, key, change)
         return change
 
