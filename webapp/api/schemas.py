@@ -11,6 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from ..store.counting import COUNT_CAP
+
+MORE_THAN_CAP = f"{COUNT_CAP + 1} means more than {COUNT_CAP:,}"
+
 TIState = Literal[
     "scheduled", "queued", "running", "success", "failed", "up_for_retry", "up_for_reschedule",
     "upstream_failed", "skipped", "removed", "deferred", "restarting", "none",
@@ -79,8 +83,8 @@ class DagRunCreated(DagRunOut):
 class DagOut(BaseModel):
     dag_id: str
     run_count: int
-    task_instances_with_keys: int = Field(description="Task instances holding live keys; 1001 means more than 1,000")
-    key_count: int = Field(description="Live keys; 1001 means more than 1,000")
+    task_instances_with_keys: int = Field(description=f"Task instances holding live keys; {MORE_THAN_CAP}")
+    key_count: int = Field(description=f"Live keys; {MORE_THAN_CAP}")
 
 
 class DagList(BaseModel):
