@@ -232,7 +232,7 @@ def wrk(url: str, *, op: str, conc: int, duration: float, token: str = "", ti: s
     env = dict(os.environ, OP=op, TOKEN=token, TI=ti, BASE=base, PREFIX=prefix, START=str(start),
                SEEDED=str(seeded))
     cmd = ["wrk", f"-t{min(threads, conc)}", f"-c{conc}", f"-d{max(1, int(round(duration)))}s",
-           f"--timeout", f"{timeout_s}s", "-s", str(LUA), url]
+           "--timeout", f"{timeout_s}s", "-s", str(LUA), url]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy0 = machine_busy()
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + timeout_s + 30)

@@ -21,13 +21,12 @@ import argparse
 import json
 import os
 import secrets
-import statistics
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from common import (BENCH_DIR, pg_backend_cpu, SECRET_KEY, count_errors, cpu_seconds, create_bench_ti, http, log,
+from common import (BENCH_DIR, pg_backend_cpu, count_errors, cpu_seconds, create_bench_ti, http, log,
                     machine_info, pg_database, prepare_taskstore_db, start_process, start_taskstore,
                     taskstore_env, temp_dir, wrk)
 

@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import time
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 

@@ -1,6 +1,6 @@
 """A task instance's keys as workers see them: read, upsert, delete, clear, keyed by the task
 instance's id. A read and a write are one statement each, the task-instance lookup included;
-a delete and a clear look the task instance up only when nothing was deleted."""
+a delete looks the task instance up only when nothing was deleted; a clear looks it up first."""
 
 from __future__ import annotations
 
