@@ -19,7 +19,7 @@ def floor():
 
 
 def main() -> None:
-    from gunicorn.app.base import BaseApplication
+    from webapp.serving import run_gunicorn  # the settings of taskstore serve
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
@@ -28,23 +28,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=4)
     args = ap.parse_args()
 
-    class Server(BaseApplication):
-        # The same settings as webapp/cli.py's serve command.
-        def load_config(self):
-            self.cfg.set("bind", f"{args.host}:{args.port}")
-            self.cfg.set("workers", args.workers)
-            self.cfg.set("threads", args.threads)
-            self.cfg.set("worker_class", "webapp.serving.BalancedThreadWorker")  # as taskstore serve
-            self.cfg.set("accesslog", None)
-            self.cfg.set("timeout", 60)
-            self.cfg.set("keepalive", 5)
-            if "control_socket_disable" in self.cfg.settings:
-                self.cfg.set("control_socket_disable", True)
-
-        def load(self):
-            return app
-
-    Server().run()
+    run_gunicorn(lambda: app, host=args.host, port=args.port, workers=args.workers, threads=args.threads)
 
 
 if __name__ == "__main__":

@@ -196,9 +196,7 @@ def _demo_admin_user(instance_path: Path) -> tuple[str, str]:
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
 def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, access_log: bool) -> None:
     """Serve the app with gunicorn (a production WSGI server)."""
-    from gunicorn.app.base import BaseApplication
-
-    from . import create_app, instance_folder
+    from . import create_app, instance_folder, serving
     from .config import ConfigError
 
     base_url = f"http://{host}:{port}"
@@ -212,23 +210,8 @@ def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, 
     with app.app_context():
         db.engine.dispose()  # no connection may cross the fork into the workers
 
-    class Server(BaseApplication):
-        def load_config(self):
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "webapp.serving.BalancedThreadWorker")
-            self.cfg.set("accesslog", "-" if access_log else None)
-            self.cfg.set("timeout", 60)
-            self.cfg.set("keepalive", 5)
-            if "control_socket_disable" in self.cfg.settings:
-                # One shared socket path per user would clash between servers on one host.
-                self.cfg.set("control_socket_disable", True)
-
-        def load(self):
-            return create_app(overrides)
-
-    Server().run()
+    serving.run_gunicorn(lambda: create_app(overrides), host=host, port=port, workers=workers, threads=threads,
+                         access_log=access_log)
 
 
 @click.group(cls=FlaskGroup, create_app=lambda: _create_app_or_explain(), add_default_commands=False,
