@@ -186,6 +186,22 @@ def admin_auth(app):
 
 
 @pytest.fixture
+def auth(worker_auth, ti_id):
+    """Worker-token headers for the default task instance."""
+    return worker_auth(ti_id)
+
+
+@pytest.fixture
+def seeded(client, ti_id, auth, stored_rows):
+    """One key already stored for the TI, so a call that wrongly wrote, deleted or cleared shows."""
+    response = client.put(f"/execution/store/ti/{ti_id}/seed", json={"value": "secret-seed-value"}, headers=auth)
+    assert response.status_code == 204
+    rows = stored_rows()
+    assert [(row.key, row.value) for row in rows] == [("seed", '"secret-seed-value"')]
+    return rows
+
+
+@pytest.fixture
 def stored_rows(app):
     """All task_state rows, read straight from the table."""
 

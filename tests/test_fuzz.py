@@ -17,7 +17,6 @@ import json
 import math
 from urllib.parse import quote
 
-import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -84,11 +83,6 @@ def is_valid_key(key: str) -> bool:
 
 
 # --- the worker API -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def auth(worker_auth, ti_id):
-    return worker_auth(ti_id)
 
 
 def test_any_json_value_round_trips_exactly_or_is_a_422(client, ti_id, auth, stored_rows):

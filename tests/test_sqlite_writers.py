@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from webapp.database import WRITER_QUEUE
 
-from test_worker_api import auth, call, detail, seeded  # noqa: F401  (auth and seeded are fixtures)
+from test_worker_api import call, detail
 
 
 @pytest.fixture
@@ -88,6 +88,6 @@ def test_a_refused_write_gives_up_its_turn(sqlite_only, make_app, worker_auth):
 
 
 def test_servers_and_in_memory_sqlite_have_no_writer_queue(make_app, migrated_database):
-    app = make_app()
     backend = make_url(migrated_database).get_backend_name()
-    assert (app.extensions[WRITER_QUEUE] is None) == (backend != "sqlite")
+    assert (make_app().extensions[WRITER_QUEUE] is None) == (backend != "sqlite")
+    assert make_app(database_url="sqlite://").extensions[WRITER_QUEUE] is None

@@ -71,20 +71,6 @@ def b64url_decode(text: str) -> bytes:
 WORKER_CALLS = ["GET", "PUT", "DELETE", "CLEAR"]
 
 
-@pytest.fixture
-def auth(worker_auth, ti_id):
-    return worker_auth(ti_id)
-
-
-@pytest.fixture
-def seeded(client, ti_id, auth, stored_rows):
-    """One key already stored for the TI, so a call that wrongly wrote, deleted or cleared shows."""
-    assert client.put(url(ti_id, "seed"), data=put_body("secret-seed-value"), headers=auth).status_code == 204
-    rows = stored_rows()
-    assert [(row.key, row.value) for row in rows] == [("seed", '"secret-seed-value"')]
-    return rows
-
-
 def claims_for(app, ti_id: str, **overrides) -> dict:
     now = datetime.now(UTC)
     lifetime = timedelta(seconds=app.config["TASKSTORE"].token_lifetime_seconds)
