@@ -7,6 +7,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import event, func, inspect, select
@@ -221,8 +222,7 @@ def test_clean_pauses_after_each_batch_in_proportion_to_it(make_app, mixed_keys,
 
     clock = iter(range(0, 1000, 2))  # each batch appears to take 2 s
     pauses: list[float] = []
-    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
-    monkeypatch.setattr(cli.time, "sleep", pauses.append)
+    monkeypatch.setattr(cli, "time", SimpleNamespace(monotonic=lambda: next(clock), sleep=pauses.append))
     result = make_app(cleanup_batch_size=2, cleanup_pause_ratio=ratio).test_cli_runner().invoke(args=["clean"])
     assert result.exit_code == 0, result.output
     assert "Deleted 5 expired keys in 3 batches" in result.stdout

@@ -254,7 +254,7 @@ def test_a_worker_killed_with_sigkill_loses_no_acknowledged_write(migrated_datab
 
 @pytest.mark.skipif(TEST_DATABASE_URL != "", reason="SQLite pass only (the test database must be SQLite)")
 def test_sqlite_with_writers_in_several_processes_never_answers_500(migrated_database, tmp_path, make_run,
-                                                                    worker_auth, admin_auth, stored_rows):
+                                                                    worker_auth, admin_auth):
     assert migrated_database.startswith("sqlite:")
     ids = make_run(tasks=(("task", None), ("mapped", [0, 1])))
     tis = [ids["task"], ids[("mapped", 0)], ids[("mapped", 1)]]
@@ -302,14 +302,10 @@ def test_sqlite_with_writers_in_several_processes_never_answers_500(migrated_dat
             server.stop()
 
     assert len(outcomes) >= threads * 10
+    # Not even a 503: with a 5 s busy timeout and short transactions, no writer waits that long.
     server_errors = [o for o in outcomes if o.status is None or o.status >= 500]
-    assert [o for o in server_errors if o.status != 503] == [], describe(server_errors)
-    # A 503 would only be acceptable as the busy-timeout answer; with a 5 s busy timeout and
-    # short transactions none is expected at all.
-    assert [reason(o) for o in server_errors] == [], describe(server_errors)
+    assert server_errors == [], describe(server_errors)
     ok = {"put": 204, "put hot": 204, "delete": 204, "admin put": (200, 201), "create run": 201,
           "delete run": 204, "clear": 204}
     wrong = [o for o in outcomes if o.status not in (ok[o.what] if isinstance(ok[o.what], tuple) else (ok[o.what],))]
     assert wrong == [], describe(wrong)
-    keys = [(row.task_id, row.map_index, row.key) for row in stored_rows()]
-    assert len(keys) == len(set(keys))

@@ -46,12 +46,6 @@ def store_url(key: str | None = None, *, dag="dag", run="run_1", task="task") ->
     return base if key is None else f"{base}/{quote(key, safe='')}"
 
 
-def test_the_servers_are_separate_processes_on_one_database(two_servers):
-    a, b = two_servers
-    assert a.pid != b.pid and set(a.worker_pids()).isdisjoint(b.worker_pids())
-    assert a.env["TASKSTORE_DATABASE_URL"] == b.env["TASKSTORE_DATABASE_URL"]
-
-
 def test_a_write_through_one_is_read_through_the_other_at_once(clients, ti_id, worker_auth):
     a, b = clients
     auth = worker_auth(ti_id)

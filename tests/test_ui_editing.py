@@ -580,7 +580,9 @@ def test_search_follows_keys_through_writes_overwrites_deletes_clears_and_run_de
     viewer = login_as("viewer")
 
     def found(text):
-        html = viewer.get(f"/search?q={quote(text)}").text
+        response = viewer.get(f"/search?q={quote(text)}")
+        assert response.status_code == 200, text
+        html = response.text
         if "No live key contains" in html:
             return []
         return [(row[2], row[4]) for row in table_rows(html)[1:]]
