@@ -314,6 +314,47 @@ def temp_dir(prefix: str = "taskstore_bench_"):
         shutil.rmtree(path, ignore_errors=True)
 
 
+# --- what was measured, and when ---------------------------------------------------------
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def git_state() -> dict:
+    """The commit under test: ``git rev-parse HEAD`` of this repository, its subject and date, and
+    whether the working tree differed from it (``git status --porcelain``, untracked files included;
+    the paths are listed, at most 100). Values are None when git or the repository is unavailable."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(REPO_DIR), *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain")
+    log_line = git("log", "-1", "--format=%cI%x09%s")
+    paths = [line[3:] for line in (status or "").splitlines() if line.strip()]
+    committed, subject = (log_line.rstrip("\n").split("\t", 1) + [None])[:2] if log_line else (None, None)
+    return {"commit": head.strip() if head else None, "commit_date": committed, "subject": subject,
+            "dirty": bool(paths) if status is not None else None, "dirty_paths": paths[:100]}
+
+
+def describe_measured(measured: dict) -> str:
+    """One line: commit (dirty or clean) and UTC start time, for the top of a report."""
+    commit = measured.get("commit") or "unknown commit"
+    dirty = measured.get("dirty")
+    if dirty is None:
+        tree = "tree unknown"
+    elif dirty:
+        tree = f"tree DIRTY: {len(measured.get('dirty_paths') or [])} changed/untracked paths"
+    else:
+        tree = "tree clean"
+    return f"commit {commit} ({tree}), started {measured.get('started_utc')}"
+
+
 # --- the machine --------------------------------------------------------------------------
 
 

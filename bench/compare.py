@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Compare two bench/run.py result files (before → after), cell by cell.
 
-    /work/venv/bin/python bench/compare.py bench/results/full-run.json bench/results/after-fixes.json
+    python bench/compare.py bench/results/round2-load.json bench/out/last-run.json
+    python bench/compare.py bench/results/round2-load-sqlite-fts.json bench/out/last-run.json
+    python bench/compare.py bench/results/round2-scale.json bench/out/last-run.json
 
-Prints, per database, ours' req/s, p99 and CPU per request before and after with the ratio, and the
-ratio to Airflow and to the floor in each run (the ratios are taken within a run, so they are less
-sensitive to how busy the machine was); then the scale part (page medians and clean) before/after.
-Only cells present in both files are shown.
+Prints the commit and date each file measured, then, per database, ours' req/s, p99 and CPU per
+request before and after with the ratio, and the ratio to Airflow and to the floor in each run (the
+ratios are taken within a run, so they are less sensitive to how busy the machine was; "–" where a
+run did not measure Airflow or the floor); then the scale part (page medians and clean) before/after.
+Only cells present in both files are shown; a cell measured twice in one file counts as its last run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import json
 import sys
 
+from common import describe_measured
 from run import OP_LABEL, OPS_ORDER
 
 
@@ -49,9 +53,9 @@ def load_compare(before: dict, after: dict) -> str:
                       key=lambda k: (OPS_ORDER.index(k[0]), k[1]))
         if not keys:
             continue
-        out += [f"### {'SQLite' if db == 'sqlite' else 'PostgreSQL'}: ours before → after the fixes\n",
-                "| op | conc | req/s before → after | × | p99 ms before → after | CPU ms/req before → after | × less CPU "
-                "| ours/Airflow before → after | ours/floor before → after |",
+        out += [f"### {'SQLite' if db == 'sqlite' else 'PostgreSQL'}: ours before → after\n",
+                "| op | conc | req/s before → after | × | p99 ms before → after | CPU ms/req before → after "
+                "| × less CPU | ours/Airflow before → after | ours/floor before → after |",
                 "|---|---:|---|---:|---|---|---:|---|---|"]
         for op, c in keys:
             ob, oa = b[(f"ours-{db}", op, c)], a[(f"ours-{db}", op, c)]
@@ -106,6 +110,10 @@ def main(argv=None) -> int:
         before = json.load(fh)
     with open(a.after) as fh:
         after = json.load(fh)
+    for label, path, data in (("before", a.before, before), ("after", a.after, after)):
+        measured = data.get("measured")
+        print(f"{label}: {path}: " + (describe_measured(measured) if measured else "commit and date not recorded"))
+    print()
     print(load_compare(before, after))
     print(scale_compare(before, after))
     return 0

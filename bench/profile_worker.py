@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Profile the worker API in-process (Flask test client, no network, one thread) with pyinstrument.
 
-    /work/venv/bin/python bench/profile_worker.py --db sqlite --op put -n 2000 [--html out.html]
-    /work/venv/bin/python bench/profile_worker.py --db pg --op get -n 2000 --no-profile   # just ms/request
+    python bench/profile_worker.py --db sqlite --op put -n 2000 [--html out.html]
+    python bench/profile_worker.py --db pg --op get -n 2000 --no-profile   # just ms/request
 
 Prints the mean wall and CPU time per request, and pyinstrument's text report (or writes HTML).
 Uses a throw-away database (a SQLite file in a temp dir, or taskstore_bench_<random> on PostgreSQL).

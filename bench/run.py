@@ -1,15 +1,27 @@
 #!/usr/bin/env python3
 """Task Store benchmark: one command, prints tables (see bench/RESULTS.md).
 
-    /work/venv/bin/python bench/run.py                 # load matrix (~13 min here) + scale part (~9 min)
-    /work/venv/bin/python bench/run.py --quick         # ~3 min smoke: SQLite, c=8, 3 s cells, no scale part
-    /work/venv/bin/python bench/run.py --parts load --dbs pg --conc 32 --ops get,put
+Run from the repository root with the project's virtualenv (``taskstore`` is taken from it):
 
-Part "load" (issue 4, items 1-2): the worker API under wrk (PUT distinct keys, PUT one hot key, GET,
-DELETE, clear, a mixed worker session) at each concurrency against ``taskstore serve`` on SQLite and
-PostgreSQL, the floor (a constant-JSON Flask endpoint under the same gunicorn settings,
-bench/floor_app.py) and Apache Airflow 3.3.2's execution API with the same wrk script and settings.
-Part "scale" (item 3): bench/scale.py (100k runs / 1M keys, page timings, clean under write load).
+    python bench/run.py --airflow-baseline-dir DIR        # load matrix (~13 min here) + scale part (~9 min)
+    python bench/run.py --quick --airflow off             # a short smoke: SQLite, c=8, 3 s cells, no scale part
+    python bench/run.py --parts load --dbs sqlite,pg --conc 8,32 --ops put,get --airflow off --floor on --duration 5
+                                                          # re-measure GET/PUT at c=8/32 on both databases, no Airflow
+
+Part "load": the worker API under wrk (PUT distinct keys, PUT one hot key, GET, DELETE, clear, a mixed
+worker session) at each concurrency against ``taskstore serve`` on SQLite and PostgreSQL, the floor (a
+constant-JSON Flask endpoint under the same gunicorn settings, bench/floor_app.py) and, with
+``--airflow on``, Apache Airflow 3.3.2's execution API with the same wrk script and settings.
+Part "scale": bench/scale.py (100k runs / 1M keys, page timings, clean under write load).
+
+Measuring Airflow needs Airflow's baseline setup, which is not part of this repository:
+``--airflow-baseline-dir DIR`` (or the environment variable AIRFLOW_BASELINE_DIR) names the directory
+holding Airflow's baseline setup script, setup.sh, and its prepare.py. Airflow is installed into
+``--airflow-dir`` (a scratch directory; default: afbench in the system temp dir) on first use and
+reused afterwards.
+
+The results file (``--json-out``) records the commit measured (``git rev-parse HEAD``, and whether the
+working tree differed from it) and the UTC date and time the run started; the report prints both first.
 
 Every wrk run is bounded by -d and --timeout; every server started here is stopped in a finally
 block; throw-away PostgreSQL databases (taskstore_bench_<random>) are dropped.
@@ -22,22 +34,40 @@ import json
 import os
 import secrets
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from common import (BENCH_DIR, pg_backend_cpu, count_errors, cpu_seconds, create_bench_ti, http, log,
-                    machine_info, pg_database, prepare_taskstore_db, start_process, start_taskstore,
-                    taskstore_env, temp_dir, wrk)
-
 import airflow_ref
+from common import (
+    BENCH_DIR,
+    REPO_DIR,
+    count_errors,
+    cpu_seconds,
+    create_bench_ti,
+    describe_measured,
+    git_state,
+    http,
+    log,
+    machine_info,
+    pg_backend_cpu,
+    pg_database,
+    prepare_taskstore_db,
+    start_process,
+    start_taskstore,
+    taskstore_env,
+    temp_dir,
+    utc_now,
+    wrk,
+)
 
 OPS_ORDER = ["put", "delete", "put_hot", "get", "mixed", "clear"]
 EXPECTED = {"put": {204}, "put_hot": {204}, "get": {200}, "delete": {204}, "clear": {204},
             "mixed": {200, 204}, "floor": {200}}
 OP_LABEL = {"put": "PUT distinct", "put_hot": "PUT hot key", "get": "GET", "delete": "DELETE",
             "clear": "clear", "mixed": "mixed session", "floor": "floor GET"}
-TARGET_OPS = ("put", "put_hot", "get")  # "GET and PUT" in the issue's targets
+TARGET_OPS = ("put", "put_hot", "get")  # the "GET and PUT" of the targets (RESULTS.md, "Headline")
 
 
 def parse_args(argv=None):
@@ -52,13 +82,20 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     ap.add_argument("--airflow", choices=["on", "off"], default="on")
     ap.add_argument("--airflow-workers", type=int, default=None, help="default: --workers")
-    ap.add_argument("--airflow-dir", default="/tmp/afbench", help="setup.sh's BENCH_DIR (venv inside)")
+    ap.add_argument("--airflow-baseline-dir", default=os.environ.get("AIRFLOW_BASELINE_DIR"),
+                    help="the directory holding Airflow's baseline setup script, setup.sh (and prepare.py); "
+                         "required with --airflow on (default: $AIRFLOW_BASELINE_DIR)")
+    ap.add_argument("--airflow-dir", default=os.path.join(tempfile.gettempdir(), "afbench"),
+                    help="scratch directory Airflow is installed into (setup.sh's BENCH_DIR, venv inside) "
+                         "and reused from; default: afbench in the system temp dir")
     ap.add_argument("--airflow-fresh", action="store_true", help="re-migrate Airflow's SQLite home")
     ap.add_argument("--floor", choices=["on", "off"], default="on")
     ap.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
     ap.add_argument("--port", type=int, default=18081, help="ours; the floor uses +9, Airflow +1")
     ap.add_argument("--wrk-threads", type=int, default=1)
-    ap.add_argument("--json-out", default=str(BENCH_DIR / "results" / "last-run.json"))
+    ap.add_argument("--json-out", default=str(BENCH_DIR / "out" / "last-run.json"),
+                    help="raw results (default bench/out/last-run.json, ignored by git; copy a run that "
+                         "RESULTS.md quotes into bench/results/ under a descriptive name)")
     ap.add_argument("--quick", action="store_true", help="SQLite, c=8, 3 s cells, load part only")
     # scale part
     ap.add_argument("--scale-dbs", default=None, help="default: --dbs")
@@ -80,6 +117,11 @@ def parse_args(argv=None):
     args.parts = args.parts.split(",")
     args.scale_dbs = args.scale_dbs.split(",") if args.scale_dbs else args.dbs
     args.airflow_workers = args.airflow_workers or args.workers
+    if args.airflow == "on" and "load" in args.parts:
+        try:
+            args.airflow_baseline_dir = str(airflow_ref.baseline_dir(args.airflow_baseline_dir))
+        except ValueError as exc:
+            ap.error(str(exc))
     return args
 
 
@@ -172,15 +214,16 @@ def start_ours(db: str, url: str, args, log_dir: Path, instance: Path, stack: Ex
 
 def start_airflow(db: str, args, log_dir: Path, stack: ExitStack) -> Target:
     af_dir = Path(args.airflow_dir)
-    airflow_ref.ensure_installed(af_dir)
+    baseline = Path(args.airflow_baseline_dir)
+    airflow_ref.ensure_installed(af_dir, baseline)
     if db == "pg":
         name = stack.enter_context(pg_database(args.pg_url, suffix="_af"))
         sql_conn = args.pg_url.replace("postgresql://", "postgresql+psycopg2://", 1).rstrip("/") + "/" + name
-        env, prep = airflow_ref.prepare(af_dir, f"pg-{name}", sql_conn, reuse=False)
+        env, prep = airflow_ref.prepare(af_dir, baseline, f"pg-{name}", sql_conn, reuse=False)
         pg = (args.pg_url, name)
     else:
         pg = None
-        env, prep = airflow_ref.prepare(af_dir, "sqlite", None, reuse=not args.airflow_fresh)
+        env, prep = airflow_ref.prepare(af_dir, baseline, "sqlite", None, reuse=not args.airflow_fresh)
     server = airflow_ref.start(af_dir, env, args.port + 1, args.airflow_workers, log_dir / f"airflow-{db}.log")
     stack.callback(server.stop)
     return Target(f"airflow-{db}", server, prep["token"], prep["ti_id"], pg)
@@ -260,7 +303,7 @@ def load_tables(rows: list[dict], dbs: list[str]) -> str:
 
 def target_checks(rows: list[dict], dbs: list[str]) -> str:
     floor = {r["conc"]: r for r in rows if r["server"] == "floor"}
-    lines = ["### Targets (issue 4)\n", "| target | scope | result | met |", "|---|---|---|---|"]
+    lines = ["### Targets\n", "| target | scope | result | met |", "|---|---|---|---|"]
     for db in dbs:
         ours = {(r["op"], r["conc"]): r for r in rows if r["server"] == f"ours-{db}"}
         af = {(r["op"], r["conc"]): r for r in rows if r["server"] == f"airflow-{db}"}
@@ -288,20 +331,30 @@ def target_checks(rows: list[dict], dbs: list[str]) -> str:
         lines.append(f"| ≤ 120 MB RSS per process | {db}, peak VmHWM of any process | {hwm:.0f} MB | "
                      f"{'yes' if hwm <= 120 else '**no**'} |")
         errs = sum(r["errors"] for r in ours.values())
-        lines.append(f"| no errors | {db}, all cells | {errs} non-2xx/socket errors | {'yes' if errs == 0 else '**no**'} |")
+        lines.append(f"| no errors | {db}, all cells | {errs} non-2xx/socket errors | "
+                     f"{'yes' if errs == 0 else '**no**'} |")
     return "\n".join(lines) + "\n"
 
 
 # --- main ---------------------------------------------------------------------------------
 
 
+def repo_relative(path: str) -> str:
+    """A path inside the repository as relative to its root (results files name no machine's layout)."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO_DIR)) if resolved.is_relative_to(REPO_DIR) else path
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
+    measured = {"started_utc": utc_now(), **git_state()}
+    log(f"measuring {describe_measured(measured)}")
     info = machine_info(args.pg_url if "pg" in args.dbs + args.scale_dbs else None)
     if args.airflow == "on" and "load" in args.parts:
         info["versions"]["apache-airflow"] = airflow_ref.airflow_version(Path(args.airflow_dir))
-    result = {"args": {k: v for k, v in vars(args).items()}, "info": info, "rows": [], "scale": []}
+    recorded_args = dict(vars(args), json_out=repo_relative(args.json_out))
+    result = {"measured": measured, "args": recorded_args, "info": info, "rows": [], "scale": []}
     log(f"machine: {info['nproc']} CPUs, {info.get('mem_total_gib')} GiB, {info['cpu_model']}; "
         f"load average at start {info.get('loadavg_at_start')}")
     out_path = Path(args.json_out)
@@ -333,13 +386,21 @@ def main(argv=None) -> int:
                     result["scale"].append(scale.run_scale(db, args, log_dir))
     finally:
         result["elapsed_s"] = round(time.monotonic() - started, 1)
+        measured["finished_utc"] = utc_now()
         out_path.write_text(json.dumps(result, indent=1, default=str))
-    print(f"# Task Store benchmark ({time.strftime('%Y-%m-%d %H:%M')}, {result['elapsed_s']:.0f} s)\n")
+    print(f"# Task Store benchmark ({measured['started_utc']} – {measured['finished_utc']}, "
+          f"{result['elapsed_s']:.0f} s)\n")
+    print(f"Measured: {describe_measured(measured)}"
+          + (f"; commit {measured['commit_date']}: {measured['subject']}" if measured.get("subject") else "") + "\n")
+    if measured.get("dirty"):
+        print("Uncommitted changes in the tree (part of what was measured): "
+              + ", ".join(measured["dirty_paths"][:20]) + (" …" if len(measured["dirty_paths"]) > 20 else "") + "\n")
     v = info["versions"]
     print(f"Machine: {info['nproc']} CPUs ({info['cpu_model']}), {info.get('mem_total_gib')} GiB; "
           f"Python {info['python']}; " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + "\n")
+    airflow = f"Airflow api-server -w {args.airflow_workers}" if args.airflow == "on" else "no Airflow"
     print(f"Settings: gunicorn gthread {args.workers} workers × {args.threads} threads (ours and floor), "
-          f"Airflow api-server -w {args.airflow_workers}; wrk -t{args.wrk_threads}, {args.duration:g} s per cell "
+          f"{airflow}; wrk -t{args.wrk_threads}, {args.duration:g} s per cell "
           f"after {args.warmup:g} s warmup, --timeout 30s; errors = non-expected status + socket errors.\n")
     if result["rows"]:
         print(load_tables(result["rows"], args.dbs))
@@ -348,7 +409,7 @@ def main(argv=None) -> int:
         import scale
 
         print(scale.tables(result["scale"]))
-    print(f"Raw results: {out_path}")
+    print(f"Raw results: {repo_relative(str(out_path))}")
     return 0
 
 

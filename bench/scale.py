@@ -24,8 +24,22 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import quote
 
-from common import (LUA, SECRET_KEY, TASKSTORE, count_errors, create_bench_ti, log, parse_wrk, pg_database,
-                    prepare_taskstore_db, run, start_taskstore, taskstore_env, temp_dir, wrk)
+from common import (
+    LUA,
+    SECRET_KEY,
+    TASKSTORE,
+    count_errors,
+    create_bench_ti,
+    log,
+    parse_wrk,
+    pg_database,
+    prepare_taskstore_db,
+    run,
+    start_taskstore,
+    taskstore_env,
+    temp_dir,
+    wrk,
+)
 
 PAGE_TARGET_MS = 150
 ADMIN_USER, ADMIN_PASSWORD = "benchadmin", "bench-password-123"
@@ -163,8 +177,11 @@ def clean_under_load(url: str, env: dict, args, log_dir: Path, label: str) -> di
         try:
             time.sleep(1)
             t0 = time.monotonic()
-            clean_env = dict(env, TASKSTORE_CLEANUP_BATCH_SIZE=str(args.clean_batch_size)) if args.clean_batch_size else env
-            clean_out = subprocess.run([TASKSTORE, "clean"], env=clean_env, capture_output=True, text=True, timeout=bound - 5)
+            clean_env = env
+            if args.clean_batch_size:
+                clean_env = dict(env, TASKSTORE_CLEANUP_BATCH_SIZE=str(args.clean_batch_size))
+            clean_out = subprocess.run([TASKSTORE, "clean"], env=clean_env, capture_output=True, text=True,
+                                       timeout=bound - 5)
             clean_s = time.monotonic() - t0
         finally:
             if load.poll() is None:
@@ -186,7 +203,8 @@ def clean_under_load(url: str, env: dict, args, log_dir: Path, label: str) -> di
             left = conn.execute(text("SELECT count(*) FROM task_state WHERE dag_id LIKE 'gen\\_dag\\_%' ESCAPE '\\'")
                                 ).scalar()
         engine.dispose()
-        return {"same_expiry": args.clean_same_expiry, "expired_rows": expired, "expire_setup_s": round(expire_s, 1), "clean_s": round(clean_s, 1),
+        return {"same_expiry": args.clean_same_expiry, "expired_rows": expired, "expire_setup_s": round(expire_s, 1),
+                "clean_s": round(clean_s, 1),
                 "clean_exit": clean_out.returncode, "clean_message": message,
                 "clean_stderr": clean_out.stderr[-2000:], "rows_left": left, "conc": conc,
                 "idle": _brief(idle), "during": _brief(during)}
@@ -246,10 +264,12 @@ def tables(results: list[dict]) -> str:
                    f"(c={c['conc']})\n")
         out.append("| | req/s | p50 ms | p99 ms | max ms | errors |")
         out.append("|---|---:|---:|---:|---:|---:|")
-        out.append(f"| workers idle (no clean) | {i['rps']:.0f} | {i['p50_ms']:.1f} | {i['p99_ms']:.1f} | {i['max_ms']:.0f} | {i['errors']} |")
-        out.append(f"| workers during clean | {d['rps']:.0f} | {d['p50_ms']:.1f} | {d['p99_ms']:.1f} | {d['max_ms']:.0f} | {d['errors']} |")
+        for label, r in (("workers idle (no clean)", i), ("workers during clean", d)):
+            out.append(f"| {label} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.0f} | "
+                       f"{r['errors']} |")
         out.append("")
         out.append(f"clean: {c['clean_s']} s (target ≤ 60 s: {'yes' if c['clean_s'] <= 60 else '**no**'}), "
                    f"exit {c['clean_exit']}, \"{c['clean_message']}\", {c['rows_left']} generated rows left; "
-                   f"p99 during / idle = {ratio:.2f}× (target ≤ 2×: {'yes' if ratio is not None and ratio <= 2 else '**no**'})\n")
+                   f"p99 during / idle = {ratio:.2f}× "
+                   f"(target ≤ 2×: {'yes' if ratio is not None and ratio <= 2 else '**no**'})\n")
     return "\n".join(out)
