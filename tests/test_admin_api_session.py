@@ -32,10 +32,10 @@ def test_session_change_with_csrf_token_is_recorded_under_the_username(app, edit
     response = editor_session.put(KEYS + "/k", json={"value": 1, "expires_at": None}, headers={"X-CSRFToken": token})
     assert response.status_code == 201
     assert [row.key for row in stored_rows()] == ["k"]
-    from webapp import history, runs, store
+    from webapp import runs, store
 
     with app.app_context():
-        changes = history.for_task_instance(store.scope_of(runs.get_task_instance("dag", "run_1", "task")))
+        changes = store.changes_for(store.scope_of(runs.get_task_instance("dag", "run_1", "task")))
     assert [change.actor for change in changes] == ["erin"]
 
 

@@ -49,7 +49,7 @@ def test_get_sends_etag_and_expired_key_is_404(client, mapped, worker_auth, admi
 
 
 @pytest.mark.parametrize("expires_at, expected", [
-    ("default", "30 days"), (None, None), ("2099-01-02T03:04:05+00:00", "2099-01-02T03:04:05+00:00"),
+    ("default", "30 days"), (None, None), ("2099-01-02T03:04:05+00:00", "2099-01-02T03:04:05Z"),
 ])
 def test_put_expiry_choices(client, mapped, editor, expires_at, expected):
     response = client.put(BASE.format(task="task") + "/k", headers=editor,
@@ -91,7 +91,7 @@ def test_patch_changes_value_and_keeps_expiry(client, mapped, worker_auth, edito
     response = client.patch(BASE.format(task="task") + "/progress", headers=editor, json={"value": {"done": 2}})
     assert response.status_code == 200
     assert response.json["value"] == {"done": 2}
-    assert response.json["expires_at"] == "2099-05-05T00:00:00+00:00"
+    assert datetime.fromisoformat(response.json["expires_at"]) == datetime(2099, 5, 5, tzinfo=UTC)
     assert client.patch(BASE.format(task="task") + "/absent", headers=editor, json={"value": 1}).status_code == 404
 
 
@@ -153,7 +153,7 @@ def test_unknown_task_instance_is_404(client, mapped, editor):
 
 
 def test_every_change_is_recorded_in_history(app, client, mapped, worker_auth, editor):
-    from webapp import history, store
+    from webapp import store
     from webapp.runs import get_task_instance
 
     worker_put(client, worker_auth, mapped["task"], "job", "from worker")
@@ -165,9 +165,9 @@ def test_every_change_is_recorded_in_history(app, client, mapped, worker_auth, e
     client.delete(base, headers=editor)
     with app.app_context():
         scope = store.scope_of(get_task_instance("dag", "run_1", "task"))
-        changes = [(c.action, c.key, c.old_value, c.new_value) for c in reversed(history.for_task_instance(scope))]
-        actors = {c.actor for c in history.for_task_instance(scope)}
-        first = history.for_task_instance(scope)[-1]
+        changes = [(c.action, c.key, c.old_value, c.new_value) for c in reversed(store.changes_for(scope))]
+        actors = {c.actor for c in store.changes_for(scope)}
+        first = store.changes_for(scope)[-1]
     assert changes == [
         ("set", "job", '"from worker"', '"edited"'),
         ("set", "job", '"edited"', '"patched"'),
@@ -180,10 +180,10 @@ def test_every_change_is_recorded_in_history(app, client, mapped, worker_auth, e
 
 
 def test_refused_edit_records_nothing(app, client, mapped, worker_auth, editor):
-    from webapp import history, store
+    from webapp import store
     from webapp.runs import get_task_instance
 
     response = client.put(BASE.format(task="task") + "/k", headers=editor, json={"value": float("nan")})
     assert response.status_code == 422
     with app.app_context():
-        assert history.for_task_instance(store.scope_of(get_task_instance("dag", "run_1", "task"))) == []
+        assert store.changes_for(store.scope_of(get_task_instance("dag", "run_1", "task"))) == []

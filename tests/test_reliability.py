@@ -188,7 +188,7 @@ OFFSETS = [timezone.utc, timezone(timedelta(hours=5, minutes=30)), timezone(time
 
 def readable(scope, key: str, now: datetime) -> bool:
     try:
-        store.read_value_json(scope.ti_id, key, now=now)
+        store.read_value_json(store.TASK_INSTANCE_BY_ID, key, now=now, ti_id=scope.ti_id)
     except KeyNotFound:
         return False
     return True
@@ -207,8 +207,8 @@ def views_at(scope, key: str, now: datetime) -> dict[str, bool]:
 @pytest.mark.parametrize("boundary", BOUNDARIES, ids=lambda t: t.isoformat())
 def test_a_key_expiring_at_t_is_readable_before_t_and_gone_at_t(app, ti_id, boundary):
     with app.app_context():
-        scope = store.find_task_instance(uuid.UUID(ti_id))
-        store.write(scope.ti_id, "k", '"v"', boundary, now=boundary - timedelta(days=1))
+        scope = store.find(store.TASK_INSTANCE_BY_ID, ti_id=uuid.UUID(ti_id))
+        store.write(store.TASK_INSTANCE_BY_ID, "k", '"v"', boundary, now=boundary - timedelta(days=1), ti_id=scope.ti_id)
         db.session.commit()
         for offset in OFFSETS:  # the same instants, written in other time zones
             before, at, after = ((boundary + delta).astimezone(offset) for delta in (-MICRO, timedelta(0), MICRO))
@@ -236,7 +236,7 @@ def test_expiry_sent_through_the_worker_api_in_any_offset_is_the_same_instant(ap
     response = client.put(key_url(ti_id, "k"), headers=worker_auth(ti_id), json={"value": 1, "expires_at": sent})
     assert response.status_code == 204, response.text
     with app.app_context():
-        scope = store.find_task_instance(uuid.UUID(ti_id))
+        scope = store.find(store.TASK_INSTANCE_BY_ID, ti_id=uuid.UUID(ti_id))
         assert store.get_entry(scope, "k", now=boundary - MICRO).expires_at == boundary
         for offset in OFFSETS:
             assert readable(scope, "k", (boundary - MICRO).astimezone(offset))
@@ -251,16 +251,16 @@ def test_expiry_sent_through_the_admin_api_with_an_offset_is_the_same_instant(ap
     assert response.status_code == 201, response.text
     assert datetime.fromisoformat(response.get_json()["expires_at"]) == boundary
     with app.app_context():
-        scope = store.find_task_instance(uuid.UUID(ti_id))
+        scope = store.find(store.TASK_INSTANCE_BY_ID, ti_id=uuid.UUID(ti_id))
         assert readable(scope, "k", boundary - MICRO) and not readable(scope, "k", boundary)
 
 
 def test_a_naive_now_is_refused_rather_than_guessed(app, ti_id):
     """Store functions compare in UTC; a naive ``now`` would be a time-zone guess."""
     with app.app_context():
-        scope = store.find_task_instance(uuid.UUID(ti_id))
-        store.write(scope.ti_id, "k", "1", datetime(2031, 1, 1, tzinfo=UTC))
+        scope = store.find(store.TASK_INSTANCE_BY_ID, ti_id=uuid.UUID(ti_id))
+        store.write(store.TASK_INSTANCE_BY_ID, "k", "1", datetime(2031, 1, 1, tzinfo=UTC), ti_id=scope.ti_id)
         db.session.commit()
         with pytest.raises(Exception, match="naive"):
-            store.read_value_json(scope.ti_id, "k", now=datetime(2030, 1, 1))
+            store.read_value_json(store.TASK_INSTANCE_BY_ID, "k", now=datetime(2030, 1, 1), ti_id=scope.ti_id)
         db.session.rollback()

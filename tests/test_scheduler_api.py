@@ -163,20 +163,20 @@ BAD_CREATE_BODIES = [
     pytest.param({"dag_run_id": "r", "tasks": "extract"}, "tasks", id="tasks not a list"),
     pytest.param({"dag_run_id": "r", "tasks": {"task_id": "t"}}, "tasks", id="tasks an object"),
     pytest.param({"dag_run_id": "r", "tasks": ["t"]}, "tasks[0]", id="task not an object"),
-    pytest.param({"dag_run_id": "r", "tasks": [{"map_indexes": [0]}]}, "task_id", id="missing task_id"),
-    pytest.param({"dag_run_id": "r", "tasks": [{"task_id": ""}]}, "task_id", id="empty task_id"),
+    pytest.param({"dag_run_id": "r", "tasks": [{"map_indexes": [0]}]}, "tasks[0].task_id", id="missing task_id"),
+    pytest.param({"dag_run_id": "r", "tasks": [{"task_id": ""}]}, "tasks[0].task_id", id="empty task_id"),
     pytest.param({"dag_run_id": "r", "tasks": [{"task_id": "t", "map_indexes": [0, "1"]}]},
-                 "tasks[0].map_indexes", id="map_indexes not ints"),
+                 "tasks[0].map_indexes[1]", id="map_indexes not ints"),
     pytest.param({"dag_run_id": "r", "tasks": [{"task_id": "t", "map_indexes": [0, 1.5]}]},
-                 "tasks[0].map_indexes", id="map_indexes floats"),
+                 "tasks[0].map_indexes[1]", id="map_indexes floats"),
     pytest.param({"dag_run_id": "r", "tasks": [{"task_id": "t", "map_indexes": [True]}]},
-                 "tasks[0].map_indexes", id="map_indexes bools"),
+                 "tasks[0].map_indexes[0]", id="map_indexes bools"),
     pytest.param({"dag_run_id": "r", "tasks": [{"task_id": "t", "map_indexes": 3}]},
                  "tasks[0].map_indexes", id="map_indexes not a list"),
     pytest.param({"dag_run_id": "r", "tasks": [{"task_id": "t", "map_indexes": [0, 0]}]},
                  "map_indexes", id="map_indexes repeated"),
     pytest.param({"dag_run_id": "r", "tasks": [{"task_id": "t", "map_indexes": [-1]}]},
-                 "map_indexes", id="map_indexes negative"),
+                 "tasks[0].map_indexes[0]", id="map_indexes negative"),
     pytest.param({"dag_run_id": "r", "tasks": [{"task_id": "t"}, {"task_id": "t"}]}, "tasks", id="duplicate task"),
     pytest.param({"dag_run_id": "r", "conf": {}}, "conf", id="unknown field"),
     pytest.param({"dag_run_id": "r", "tasks": [{"task_id": "t", "pool": "p"}]}, "tasks[0].pool",
@@ -686,9 +686,9 @@ def test_dag_counts_stop_at_the_cap(app, client, admin_auth, make_run, monkeypat
     ids = make_run(tasks=(("t", [0, 1, 2]),))
     with app.app_context():
         for map_index in range(3):
-            scope = store.find_task_instance(uuid.UUID(ids[("t", map_index)]))
+            scope = store.find(store.TASK_INSTANCE_BY_ID, ti_id=uuid.UUID(ids[("t", map_index)]))
             for number in range(2):
-                store.write(scope.ti_id, f"k{number}", "1", None)
+                store.write(store.TASK_INSTANCE_BY_ID, f"k{number}", "1", None, ti_id=scope.ti_id)
         db.session.commit()
     monkeypatch.setattr(store.counting, "COUNT_CAP", 4)
     dag = client.get(f"{API}/dags", headers=admin_auth()).json["dags"][0]

@@ -35,11 +35,11 @@ def failing_first(times: int, error, write, *, writes_before_failing: bool):
 
 
 def core_write(ti_id):
-    return lambda value, connection: store.write(uuid.UUID(ti_id), value, "1", None, connection=connection)
+    return lambda value, connection: store.write(store.TASK_INSTANCE_BY_ID, value, "1", None, connection=connection, ti_id=uuid.UUID(ti_id))
 
 
 def session_write(ti_id):
-    return lambda value: store.write(uuid.UUID(ti_id), value, "1", None)
+    return lambda value: store.write(store.TASK_INSTANCE_BY_ID, value, "1", None, ti_id=uuid.UUID(ti_id))
 
 
 RUNNERS = [(committed_on_connection, core_write), (committed, session_write)]

@@ -358,7 +358,7 @@ def test_htmx_gets_the_rows_alone_and_polling_stops_when_not_running(app, viewer
 def test_a_running_task_instance_polls_its_rows(app, viewer, ti_id, worker_auth):
     set_states(app, "dag", "run_1", ("task", "running"))
     page = viewer.get(key_page(show_expired=1)).text
-    assert 'hx-get="/dags/dag/runs/run_1/tasks/task?show_expired=1" hx-trigger="every 3s"' in page
+    assert 'hx-get="/dags/dag/runs/run_1/tasks/task?show_expired=1" hx-trigger="every 3s ' in page
     assert "No live keys." not in page and "This task instance has no keys." in page
 
     put_key(viewer, worker_auth, ti_id, "written-by-worker", 7)

@@ -1,4 +1,5 @@
-"""Task Store: a persistent key/value store per workflow task instance."""
+"""The app factory: settings, extensions bound with ``init_app``, blueprints, error handlers
+and commands. Nothing here runs at import time."""
 
 from __future__ import annotations
 
@@ -15,16 +16,18 @@ MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
 
 
 def _asset_folder(name: str) -> str:
-    # In a checkout they sit beside the package; an installed wheel carries them inside it.
-    beside = PACKAGE_DIR.parent / name
-    return str(beside if beside.is_dir() else PACKAGE_DIR / name)
+    # An installed wheel carries them inside the package; in a checkout they sit beside it.
+    # Inside first: beside an installed package is site-packages, where another package's
+    # "templates" folder could be.
+    inside = PACKAGE_DIR / name
+    return str(inside if inside.is_dir() else PACKAGE_DIR.parent / name)
 
 
 def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | None = None) -> Flask:
     """Build the app. ``overrides`` are settings (as in ``Settings``) that win over every
     other source; tests and ``serve --demo`` use them."""
     app = Flask(
-        __name__,
+        "webapp",
         instance_path=instance_path or str(instance_folder()),
         template_folder=_asset_folder("templates"),
         static_folder=_asset_folder("static"),
@@ -45,7 +48,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
     app.session_interface = CookieSessionInterface()
 
     from . import database, errorhandlers
-    from .api import admin, admin_store, health, openapi, worker  # noqa: F401  (admin_store adds routes to admin.bp)
+    from .api import admin, admin_store, core, health, openapi, worker  # noqa: F401  (admin, admin_store: routes of core.bp)
     from .cli import register_commands
     from .extensions import csrf, db, migrate
     from .ui import bp as ui_bp
@@ -57,11 +60,11 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
         database.configure_engine(db.engine, settings)
         app.extensions[database.WRITER_QUEUE] = database.writer_queue(db.engine, settings)
 
-    from .api.http import KeyConverter
+    from .http import KeyConverter
 
     app.url_map.converters["storekey"] = KeyConverter  # before the routes that use it
     app.register_blueprint(worker.bp)
-    app.register_blueprint(admin.bp)
+    app.register_blueprint(core.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(ui_bp)
@@ -70,7 +73,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # as long as the session: an open page can still log out
     csrf.init_app(app)
     csrf.exempt(worker.bp)
-    csrf.exempt(admin.bp)
+    csrf.exempt(core.bp)
     errorhandlers.register(app)
     register_commands(app)
     return app
@@ -79,7 +82,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
 def instance_folder() -> Path:
     """Where the default SQLite file, the demo secret and ``taskstore.toml`` live."""
     configured = os.environ.get(f"{ENV_PREFIX}INSTANCE_PATH")
-    return Path(configured) if configured else Path(Flask(__name__).instance_path)
+    return Path(configured) if configured else Path(Flask("webapp").instance_path)
 
 
 def database_url(settings: Settings, instance_path: str) -> str:

@@ -1,27 +1,74 @@
-"""The ``taskstore`` command: a Flask CLI group with the app's own commands."""
+"""The ``taskstore`` command: a Flask CLI group with the app's own commands.
+
+One error path: every command's service errors (bad input, not found, conflicts), database
+errors and configuration errors become a one-line message and exit status 1, never a
+traceback; a database without the schema says to run ``taskstore db upgrade``."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate.cli import db as db_group
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from . import store
+from .auth.roles import ROLES
+from .config import ConfigError
+from .errors import ServiceError
 from .extensions import db
+from .transactions import committed
+
+def _unmigrated(exc: DBAPIError) -> bool:
+    """A missing table: SQLite's message, PostgreSQL's SQLSTATE or MySQL/MariaDB's error number."""
+    original = exc.orig
+    number = original.args[0] if getattr(original, "args", ()) else None
+    return "no such table" in str(original) or getattr(original, "sqlstate", None) == "42P01" or number == 1146
+
+
+def one_line_errors(callback: Callable) -> Callable:
+    """Errors a person can act on, as ``Error: <message>`` and exit status 1."""
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from None
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        except DBAPIError as exc:
+            if _unmigrated(exc):
+                raise click.ClickException(
+                    "the database has no Task Store tables yet (or an older schema): run `taskstore db upgrade`"
+                ) from None
+            raise click.ClickException(f"database error: {exc.orig}") from None
+        except SQLAlchemyError as exc:
+            raise click.ClickException(f"database error: {exc}") from None
+    return run
+
+
+def _with_one_line_errors(command: click.Command) -> click.Command:
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_one_line_errors(sub)
+    elif command.callback is not None and not getattr(command.callback, "one_line_errors", False):
+        command.callback = one_line_errors(command.callback)
+        command.callback.one_line_errors = True
+    return command
 
 
 def register_commands(app: Flask) -> None:
-    app.cli.add_command(api_keys_group)
-    app.cli.add_command(users_group)
-    app.cli.add_command(token_command)
-    app.cli.add_command(clean_command)
-    app.cli.add_command(demo_data_command)
+    """The app's own commands, also on ``app.cli`` (Flask's test runner invokes that)."""
+    for command in APP_COMMANDS:
+        app.cli.add_command(command)
 
 
 @click.group("api-keys", help="Manage admin API keys.")
@@ -31,14 +78,13 @@ def api_keys_group() -> None:
 
 @api_keys_group.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["viewer", "editor", "admin"]), default="admin", show_default=True)
+@click.option("--role", type=click.Choice(ROLES), default="admin", show_default=True)
 @with_appcontext
 def create_api_key(name: str, role: str) -> None:
     """Create an admin API key; the key is printed once, alone on the last line."""
     from .auth import api_keys
 
-    record, key = api_keys.create(name, role)
-    db.session.commit()
+    record, key = committed(lambda: api_keys.create(name, role))
     click.echo(f"Created API key {record.name!r} with role {record.role}. Store it now; it is not shown again:")
     click.echo(key)
 
@@ -50,25 +96,19 @@ def users_group() -> None:
 
 @users_group.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["viewer", "editor", "admin"]), default="viewer", show_default=True,
+@click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True,
               help="viewer reads; editor also changes keys; admin also manages users and API keys.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 @with_appcontext
 def create_user(name: str, role: str, password_stdin: bool) -> None:
     """Create a UI user; asks for the password twice unless --password-stdin."""
     from .auth import users
-    from .errors import ServiceError
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
-        user = users.create(name, password, role)
-        db.session.commit()
-    except ServiceError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.message) from None
+    user = committed(lambda: users.create(name, password, role))
     click.echo(f"Created user {user.username!r} with role {user.role}")
 
 
@@ -80,10 +120,7 @@ def token_command(ti_id: str) -> None:
     from . import runs
     from .auth import tokens
 
-    try:
-        ti = runs.get_task_instance_by_id(store.parse_ti_id(ti_id))
-    except Exception as exc:  # NotFound: say it like a CLI, not a traceback
-        raise click.ClickException(str(exc)) from None
+    ti = runs.get_task_instance_by_id(store.parse_ti_id(ti_id))
     token, expires_at = tokens.issue(ti.id)
     click.echo(f"Token for {ti.dag_id}/{ti.run_id}/{ti.task_id}[{ti.map_index}], valid until {expires_at.isoformat()}:")
     click.echo(token)
@@ -98,9 +135,8 @@ def clean_command(dry_run: bool) -> None:
         count = 0
         for row in store.list_expired():
             count += 1
-            click.echo(
-                f"{row.dag_id}\t{row.run_id}\t{row.task_id}\t{row.map_index}\t{row.key}\t{row.expires_at.isoformat()}"
-            )
+            labels = "\t".join(str(value) for value in row[1:-2])
+            click.echo(f"{labels}\t{row.key}\t{row.expires_at.isoformat()}")
         click.echo(f"{count} expired keys would be deleted")
         return
     settings = current_app.config["TASKSTORE"]
@@ -123,7 +159,7 @@ def demo_data_command() -> None:
     """Load realistic demo data: several DAGs, runs in different states, mapped tasks, retries."""
     from . import demo
 
-    created = demo.load()
+    created = committed(demo.load)
     click.echo(f"Loaded {created.runs} DAG runs, {created.task_instances} task instances, {created.keys} keys")
 
 
@@ -150,15 +186,14 @@ def _prepare_demo(app: Flask, instance_path: Path, base_url: str) -> None:
     with app.app_context():
         upgrade()
         if not runs.dag_summaries(limit=1, offset=0).total:
-            demo.load()
+            committed(demo.load)
         key_file = instance_path / "demo-api-key"
         if not key_file.exists():
-            _record, key = api_keys.create("demo", "admin")
-            db.session.commit()
+            _record, key = committed(lambda: api_keys.create("demo", "admin"))
             key_file.write_text(key)
             key_file.chmod(0o600)
         key = key_file.read_text().strip()
-        username, password = _demo_admin_user(instance_path)
+        username, password = committed(lambda: _demo_admin_user(instance_path))
         db.session.remove()
         db.engine.dispose()
     click.echo(f"Task Store demo on {base_url}/ (SQLite: {instance_path / 'taskstore-demo.db'})")
@@ -183,7 +218,6 @@ def _demo_admin_user(instance_path: Path) -> tuple[str, str]:
     elif not users.check_password(user, password):
         users.set_password(user, password)
         user.role = "admin"
-    db.session.commit()
     return "admin", password
 
 
@@ -197,16 +231,12 @@ def _demo_admin_user(instance_path: Path) -> tuple[str, str]:
 def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, access_log: bool) -> None:
     """Serve the app with gunicorn (a production WSGI server)."""
     from . import create_app, instance_folder, serving
-    from .config import ConfigError
 
     base_url = f"http://{host}:{port}"
-    try:
-        overrides = _demo_overrides(instance_folder()) if demo else {}
-        app = create_app(overrides)
-        if demo:
-            _prepare_demo(app, instance_folder(), base_url)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    overrides = _demo_overrides(instance_folder()) if demo else {}
+    app = create_app(overrides)
+    if demo:
+        _prepare_demo(app, instance_folder(), base_url)
     with app.app_context():
         db.engine.dispose()  # no connection may cross the fork into the workers
 
@@ -214,18 +244,30 @@ def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, 
                          access_log=access_log)
 
 
-@click.group(cls=FlaskGroup, create_app=lambda: _create_app_or_explain(), add_default_commands=False,
+APP_COMMANDS = tuple(_with_one_line_errors(command) for command in (
+    api_keys_group, users_group, token_command, clean_command, demo_data_command,
+))
+
+
+class TaskStoreGroup(FlaskGroup):
+    """Flask's group, listing the commands without building the app: ``taskstore --help``
+    works before anything is configured."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.commands)
+
+
+@click.group(cls=TaskStoreGroup, create_app=lambda: _create_app_or_explain(), add_default_commands=False,
              add_version_option=False, load_dotenv=False)
 def main() -> None:
     """Task Store: a key/value store per workflow task instance."""
 
 
 def _create_app_or_explain() -> Flask:
-    """A configuration error is shown as such, and ``--help`` still works without one."""
+    """A configuration error is shown as such."""
     from flask.cli import NoAppException
 
     from . import create_app
-    from .config import ConfigError
 
     try:
         return create_app()
@@ -233,5 +275,5 @@ def _create_app_or_explain() -> Flask:
         raise NoAppException(str(exc)) from None
 
 
-main.add_command(serve_command)
-main.add_command(db_group)
+for _command in (*APP_COMMANDS, _with_one_line_errors(serve_command), _with_one_line_errors(db_group)):
+    main.add_command(_command)

@@ -68,6 +68,7 @@ def _expiry(index: int, now):
 
 
 def load(seed: int = 7) -> Loaded:
+    """Add the demo DAGs' runs that are not there yet; the caller commits (``committed``)."""
     rng = random.Random(seed)
     loaded = Loaded()
     now = utcnow()
@@ -89,9 +90,9 @@ def load(seed: int = 7) -> Loaded:
                     continue
                 db.session.flush()  # the store writes over the TI row, so it must be in the database
                 for number, (key, value) in enumerate(_keys_for(ti.task_id, ti.map_index, rng).items()):
-                    store.write(ti.id, key, store.encode_value(value), _expiry(number + position, now), now)
+                    store.write(store.TASK_INSTANCE_BY_ID, key, store.encode_value(value),
+                                _expiry(number + position, now), now, ti_id=ti.id)
                     loaded.keys += 1
-    db.session.commit()
     return loaded
 
 

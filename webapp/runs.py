@@ -8,6 +8,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import delete, distinct, func, select
 from sqlalchemy.exc import IntegrityError
@@ -15,14 +16,38 @@ from sqlalchemy.exc import IntegrityError
 from . import store
 from .errors import Conflict, InvalidInput, NotFound
 from .extensions import db
-from .models import ID_LENGTH, DagRun, TaskInstance, TaskState, utcnow
+from .models import ID_LENGTH, DagRun, TaskInstance, utcnow
 
-# Airflow's task instance states; None is Airflow's "none" (not yet scheduled).
-TI_STATES = (
-    "scheduled", "queued", "running", "success", "failed", "up_for_retry", "up_for_reschedule",
-    "upstream_failed", "skipped", "removed", "deferred", "restarting",
-)
-RUN_STATES = ("queued", "running", "success", "failed")
+
+class TaskInstanceState(StrEnum):
+    """Airflow's task instance states. A task instance not yet scheduled has none (NULL; the
+    API also accepts "none")."""
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    UP_FOR_RETRY = "up_for_retry"
+    UP_FOR_RESCHEDULE = "up_for_reschedule"
+    UPSTREAM_FAILED = "upstream_failed"
+    SKIPPED = "skipped"
+    REMOVED = "removed"
+    DEFERRED = "deferred"
+    RESTARTING = "restarting"
+
+
+class DagRunState(StrEnum):
+    """A run's state follows its task instances."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+TI_STATES = tuple(TaskInstanceState)
+RUN_STATES = tuple(DagRunState)
 FINISHED_STATES = {"success", "failed", "upstream_failed", "skipped", "removed"}
 FAILED_STATES = {"failed", "upstream_failed"}
 # Entering "running" from one of these starts a new try (a retry, a restart, a re-run).
@@ -53,7 +78,7 @@ def parse_state(raw: object) -> str | None:
         return None
     if raw not in TI_STATES:
         raise InvalidInput("state", f"must be one of none, {', '.join(TI_STATES)}")
-    return raw  # type: ignore[return-value]
+    return str(raw)
 
 
 # --- lookups ------------------------------------------------------------------------------
@@ -150,7 +175,7 @@ def set_state(ti: TaskInstance, new_state: str | None, *, clear_on_success: bool
         ti.end_date = now
     ti.state = new_state
     if new_state == "success" and clear_on_success:
-        store.clear(store.scope_of(ti))
+        store.clear(store.scope_of(ti))  # the system's own clear: no person to record
     db.session.flush()
     _update_run_state(ti.dag_run_id, now)
     return ti
@@ -250,14 +275,7 @@ def dag_summaries(limit: int, offset: int, now: datetime | None = None) -> Page:
         select(DagRun.dag_id, func.count().label("run_count"))
         .group_by(DagRun.dag_id).order_by(DagRun.dag_id).limit(limit).offset(offset)
     ).all()
-    items = []
-    for row in rows:
-        live = (TaskState.dag_id == row.dag_id, store.live_condition(now))
-        holders = select(TaskState.dag_run_id, TaskState.task_id, TaskState.map_index).where(*live).distinct()
-        items.append(DagSummary(
-            row.dag_id, row.run_count, store.capped_count(holders), store.capped_count(select(TaskState.id).where(*live)),
-        ))
-    return Page(items, total)
+    return Page([DagSummary(row.dag_id, row.run_count, *store.dag_key_counts(row.dag_id, now)) for row in rows], total)
 
 
 def dag_run_page(dag_id: str, *, limit: int, state: str | None = None, before: int | None = None,
@@ -286,8 +304,8 @@ def dag_run_page(dag_id: str, *, limit: int, state: str | None = None, before: i
         ).scalars().all()
         page, has_newer, has_older = list(fetched[:limit]), before is not None, len(fetched) > limit
     ids = [run.id for run in page]
-    ti_counts = _counts_by_run(TaskInstance, ids)
-    key_counts = _counts_by_run(TaskState, ids, store.live_condition(now))
+    ti_counts = _task_instances_by_run(ids)
+    key_counts = store.key_counts_by_run(ids, now)
     rows = [RunRow(run, ti_counts.get(run.id, 0), key_counts.get(run.id, 0)) for run in page]
     total = state_counts.get(state, 0) if state else sum(state_counts.values())
     return RunPage(
@@ -297,12 +315,12 @@ def dag_run_page(dag_id: str, *, limit: int, state: str | None = None, before: i
     )
 
 
-def _counts_by_run(model, run_ids: list[int], *conditions) -> dict[int, int]:
+def _task_instances_by_run(run_ids: list[int]) -> dict[int, int]:
     if not run_ids:
         return {}
     return dict(db.session.execute(
-        select(model.dag_run_id, func.count()).where(model.dag_run_id.in_(run_ids), *conditions)
-        .group_by(model.dag_run_id)
+        select(TaskInstance.dag_run_id, func.count()).where(TaskInstance.dag_run_id.in_(run_ids))
+        .group_by(TaskInstance.dag_run_id)
     ).all())
 
 
@@ -314,13 +332,5 @@ def task_instance_rows(run: DagRun, limit: int, offset: int, now: datetime | Non
         select(TaskInstance).where(condition)
         .order_by(TaskInstance.task_id, TaskInstance.map_index).limit(limit).offset(offset)
     ).scalars().all()
-    task_ids = sorted({ti.task_id for ti in instances})
-    key_counts = {
-        (task_id, map_index): count
-        for task_id, map_index, count in db.session.execute(
-            select(TaskState.task_id, TaskState.map_index, func.count())
-            .where(TaskState.dag_run_id == run.id, TaskState.task_id.in_(task_ids), store.live_condition(now))
-            .group_by(TaskState.task_id, TaskState.map_index)
-        )
-    } if task_ids else {}
+    key_counts = store.key_counts_by_task_instance(run.id, sorted({ti.task_id for ti in instances}), now)
     return Page([TaskInstanceRow(ti, key_counts.get((ti.task_id, ti.map_index), 0)) for ti in instances], total)

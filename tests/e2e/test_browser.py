@@ -218,7 +218,7 @@ def choose_expiration(scope, choice: str, expires_at: str | None = None) -> None
 
 def confirm_delete(page, key: str) -> None:
     """Delete opens a confirmation in the key's row; its own button repeats the action."""
-    key_row(page, key).get_by_role("button", name="Delete", exact=True).click()
+    key_row(page, key).get_by_role("button", name=f"Delete {key}", exact=True).click()
     confirmation = key_rows(page).filter(has_text=f"Delete key {key}?")
     expect(confirmation).to_be_visible()
     confirmation.get_by_role("button", name="Delete", exact=True).click()

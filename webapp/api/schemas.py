@@ -1,28 +1,65 @@
-"""The JSON shapes of the API, as pydantic models, for the OpenAPI document.
+"""The JSON shapes of the admin API, as pydantic models: one model per body, which validates
+what comes in (``core.parse_body``), serialises what goes out (``core.out``) and documents
+both in the OpenAPI document. The worker API's shapes are described here too, for the
+document only: that path is hand-tuned (``webapp.store.rules``).
 
-Bodies are validated by ``webapp.store`` and the views (their messages name the field the
-way the contract asks); these models describe the same shapes for people and tools, and
-the schema-driven tests check that the two agree."""
+The store's own rules (key, value, expiry, names) stay in ``webapp.store`` and ``runs``;
+these models give the shapes and types, and errors name the field either way."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictInt, StrictStr
 
-from ..store.counting import COUNT_CAP
+from .. import store
+from ..errors import InvalidInput
+from ..http import INT_MAX
+from ..models import ID_LENGTH
+from ..runs import DagRunState, TaskInstanceState
 
-MORE_THAN_CAP = f"{COUNT_CAP + 1} means more than {COUNT_CAP:,}"
-
-TIState = Literal[
-    "scheduled", "queued", "running", "success", "failed", "up_for_retry", "up_for_reschedule",
-    "upstream_failed", "skipped", "removed", "deferred", "restarting", "none",
-]
+MORE_THAN_CAP = f"{store.COUNT_CAP + 1} means more than {store.COUNT_CAP:,}"
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields are refused, numbers are not read from strings."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+def _store_rule(rule):
+    """A store rule as a pydantic validator: its InvalidInput becomes pydantic's error, which
+    ``core.parse_body`` reports with the field's full path."""
+    def validate(raw: Any) -> Any:
+        try:
+            return rule(raw)
+        except InvalidInput as exc:
+            raise ValueError(exc.problem) from None
+    return BeforeValidator(validate)
+
+
+def _any_timestamp(raw: Any) -> datetime | None:
+    """ISO 8601 text or null (the store's rule: naive means UTC)."""
+    return store.parse_timestamp(raw, "value")
+
+
+def _aware_expiry(raw: Any) -> Any:
+    """``"default"``, null, or a timestamp with its time zone: a person's expiry must say it."""
+    if raw == "default" or raw is None:
+        return raw
+    if isinstance(raw, str):
+        try:
+            naive = datetime.fromisoformat(raw).tzinfo is None
+        except ValueError:
+            naive = False  # not a timestamp at all: the store's rule says so
+        if naive:
+            raise InvalidInput("expires_at", "must include a UTC offset, e.g. 2026-12-01T00:00:00Z")
+    return store.parse_timestamp(raw)
+
+
+Name = Annotated[StrictStr, Field(min_length=1, max_length=ID_LENGTH)]
+MapIndex = Annotated[StrictInt, Field(ge=0, le=INT_MAX)]
 
 
 class ErrorDetail(BaseModel):
@@ -35,6 +72,9 @@ class ErrorBody(BaseModel):
     detail: ErrorDetail
 
 
+# --- worker API (documentation only) ----------------------------------------------------------
+
+
 class WorkerPutBody(Strict):
     value: JsonValue = Field(description="Any JSON value but null; NaN and Infinity are refused")
     expires_at: datetime | None = Field(None, description="ISO 8601; naive means UTC; null never expires")
@@ -44,14 +84,17 @@ class ValueBody(BaseModel):
     value: JsonValue
 
 
+# --- runs and task instances ------------------------------------------------------------------
+
+
 class TaskSpec(Strict):
-    task_id: str = Field(min_length=1, max_length=250)
-    map_indexes: list[int] | None = Field(None, description="Omit for an unmapped task (map_index -1)")
+    task_id: Name
+    map_indexes: list[MapIndex] | None = Field(None, description="Omit for an unmapped task (map_index -1)")
 
 
 class DagRunCreate(Strict):
-    dag_run_id: str = Field(min_length=1, max_length=250)
-    logical_date: datetime | None = None
+    dag_run_id: Name
+    logical_date: Annotated[datetime | None, _store_rule(_any_timestamp)] = None
     tasks: list[TaskSpec] = []
 
 
@@ -61,7 +104,7 @@ class TaskInstanceOut(BaseModel):
     dag_run_id: str
     task_id: str
     map_index: int
-    state: str | None
+    state: TaskInstanceState | None
     try_number: int
     start_date: datetime | None
     end_date: datetime | None
@@ -70,7 +113,7 @@ class TaskInstanceOut(BaseModel):
 class DagRunOut(BaseModel):
     dag_id: str
     dag_run_id: str
-    state: Literal["queued", "running", "success", "failed"]
+    state: DagRunState
     logical_date: datetime | None
     start_date: datetime | None
     end_date: datetime | None
@@ -107,12 +150,15 @@ class TaskInstanceList(BaseModel):
 
 
 class StatePatch(Strict):
-    state: TIState | None
+    state: TaskInstanceState | Literal["none"] | None = Field(description='A task instance state; null or "none" for none')
 
 
 class TokenOut(BaseModel):
     token: str
     expires_at: datetime
+
+
+# --- stored keys ------------------------------------------------------------------------------
 
 
 class Entry(BaseModel):
@@ -129,14 +175,14 @@ class EntryList(BaseModel):
 
 
 class AdminPutBody(Strict):
-    value: JsonValue
-    expires_at: Literal["default"] | datetime | None = Field(
+    value: JsonValue = Field(description="Any JSON value but null")
+    expires_at: Annotated[Literal["default"] | datetime | None, _store_rule(_aware_expiry)] = Field(
         "default", description='"default" = configured retention, null = never, or an aware timestamp'
     )
 
 
 class AdminPatchBody(Strict):
-    value: JsonValue
+    value: JsonValue = Field(description="Any JSON value but null")
 
 
 class ClearResult(BaseModel):

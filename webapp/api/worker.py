@@ -11,11 +11,13 @@ from flask import Blueprint, Response, current_app, g
 from .. import store
 from ..auth import tokens
 from ..errors import Forbidden, InvalidInput, Unauthenticated
-from .http import bearer_token, key_from_path, request_body
 from ..transactions import committed_on_connection
 from . import schemas
+from .http import bearer_token, key_from_path, request_body
 from .openapi import documented
 from .responses import no_content
+
+TASK_INSTANCE = store.TASK_INSTANCE_BY_ID
 
 bp = Blueprint("worker", __name__, url_prefix="/execution")
 
@@ -52,7 +54,8 @@ def refresh_token(response: Response) -> Response:
 def get_key(ti_id: str, key: str):
     ti_id, key = authorized_task_instance(ti_id), key_from_path(key)
     value_json = committed_on_connection(
-        lambda connection: store.read_value_json(ti_id, key, connection=connection), read_only=True)
+        lambda connection: store.read_value_json(TASK_INSTANCE, key, connection=connection, ti_id=ti_id),
+        read_only=True)
     # The stored text goes out as written: no decode and re-encode, so 3 stays 3 and 3.0 stays 3.0.
     return Response('{"value":' + value_json + "}", mimetype="application/json")
 
@@ -62,8 +65,9 @@ def get_key(ti_id: str, key: str):
 def put_key(ti_id: str, key: str):
     ti_id, key = authorized_task_instance(ti_id), key_from_path(key)
     encoded, expires_at = store.parse_worker_put_body(request_body())
-    store.warn_if_oversized(ti_id, key, encoded, current_app.config["TASKSTORE"].max_value_bytes)
-    committed_on_connection(lambda connection: store.write(ti_id, key, encoded, expires_at, connection=connection))
+    store.warn_if_oversized(f"task instance {ti_id}", key, encoded, current_app.config["TASKSTORE"].max_value_bytes)
+    committed_on_connection(
+        lambda connection: store.write(TASK_INSTANCE, key, encoded, expires_at, connection=connection, ti_id=ti_id))
     return no_content()
 
 
@@ -71,7 +75,7 @@ def put_key(ti_id: str, key: str):
 @documented("Delete a key (a missing key is fine)", tag="Worker", errors=(401, 403, 404, 422, 503))
 def delete_key(ti_id: str, key: str):
     ti_id, key = authorized_task_instance(ti_id), key_from_path(key)
-    committed_on_connection(lambda connection: store.delete_key(ti_id, key, connection=connection))
+    committed_on_connection(lambda connection: store.delete_key(TASK_INSTANCE, key, connection=connection, ti_id=ti_id))
     return no_content()
 
 
@@ -79,8 +83,7 @@ def delete_key(ti_id: str, key: str):
 @documented("Clear every key of the task instance (this map index)", tag="Worker", errors=(401, 403, 404, 503))
 def clear(ti_id: str):
     ti_id = authorized_task_instance(ti_id)
-    committed_on_connection(
-        lambda connection: store.clear(store.find_task_instance(ti_id, connection), connection=connection))
+    committed_on_connection(lambda connection: store.clear_addressed(TASK_INSTANCE, connection=connection, ti_id=ti_id))
     return no_content()
 
 

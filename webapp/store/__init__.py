@@ -1,34 +1,39 @@
-"""Every rule of the task store: validation, expiry, upsert, delete, clear, versioned edits,
-search and cleanup. The worker API, the admin API, the UI and the CLI all call these
-functions; none of them talks to the ``task_state`` table directly.
+"""Every rule of the store: validation, expiry, worker reads and writes, versioned edits and
+their history, search, cleanup and key counts, written once against the scope definitions of
+``scopes`` (today: task instances). The worker API, the admin API, the UI and the CLI all
+call these functions; none of them touches a keys table directly.
 
-Functions execute statements on the current session and leave the commit to the caller
-(see ``webapp.transactions.committed``), so that a state change and a clear can share one
-transaction (``clear_on_success``) and a change and its history row land together.
+Functions execute statements on the current session (or the worker's connection) and leave
+the commit to the caller (``webapp.transactions``), so that a state change and a clear can
+share one transaction (``clear_on_success``), and a change and its history row land together.
 """
 
+from .access import clear, clear_addressed, delete_key, find, live_condition, read_value_json, write
 from .cleanup import delete_expired, list_expired
-from .counting import COUNT_CAP, capped_count
+from .counting import COUNT_CAP, capped_count, dag_key_counts, key_counts_by_run, key_counts_by_task_instance
 from .edits import (
-    Change, Entry, add_entry, current_entry, delete_entry, extend_entry, get_entry, list_entries, parse_admin_expiry, parse_etag,
+    add_entry, admin_expiry, clear_entries, current_entry, delete_entry, extend_entry, get_entry, list_entries,
     patch_value, put_entry,
 )
-from .keys import (
-    TaskInstanceScope, clear, delete_key, find_task_instance, live_condition, parse_ti_id, read_value_json,
-    rows_to_clear, scope_of, write,
-)
+from .entries import Change, Entry, parse_etag
+from .history import changes_for
 from .rules import (
     check_value_size, encode_value, expiry_for_retention, parse_json, parse_timestamp, parse_worker_put_body,
     validate_key, warn_if_oversized,
 )
+from .scopes import (
+    KINDS, TASK_INSTANCE_BY_ID, TASK_KEYS, Address, Scope, ScopeKind, TaskInstanceScope, parse_ti_id, scope_of,
+    ti_not_found,
+)
 from .search import KeyHit, search_keys
 
 __all__ = [
-    "COUNT_CAP", "capped_count",
-    "Change", "Entry", "KeyHit", "add_entry", "TaskInstanceScope", "check_value_size", "clear", "current_entry",
-    "delete_entry", "delete_expired", "extend_entry", "delete_key", "encode_value", "expiry_for_retention",
-    "find_task_instance", "get_entry", "list_entries", "list_expired", "live_condition", "parse_admin_expiry",
-    "parse_etag", "parse_json", "parse_ti_id", "parse_timestamp", "parse_worker_put_body", "patch_value",
-    "put_entry", "read_value_json", "rows_to_clear", "scope_of", "search_keys", "validate_key",
+    "COUNT_CAP", "KINDS", "TASK_INSTANCE_BY_ID", "TASK_KEYS", "Address", "Change", "Entry", "KeyHit", "Scope",
+    "ScopeKind", "TaskInstanceScope", "add_entry", "admin_expiry", "capped_count", "changes_for",
+    "check_value_size", "clear", "clear_addressed", "clear_entries", "current_entry", "dag_key_counts",
+    "delete_entry", "delete_expired", "delete_key", "encode_value", "expiry_for_retention", "extend_entry", "find",
+    "get_entry", "key_counts_by_run", "key_counts_by_task_instance", "list_entries", "list_expired",
+    "live_condition", "parse_etag", "parse_json", "parse_ti_id", "parse_timestamp", "parse_worker_put_body",
+    "patch_value", "put_entry", "read_value_json", "scope_of", "search_keys", "ti_not_found", "validate_key",
     "warn_if_oversized", "write",
 ]

@@ -8,27 +8,31 @@ from datetime import datetime
 from sqlalchemy import delete, select
 
 from ..extensions import db
-from ..models import TaskState, utcnow
+from ..models import utcnow
 from ..transactions import writer_turn
+from .scopes import KINDS, ScopeKind
 
 
-def _expired_query(now: datetime):
+def _expiring_kinds() -> tuple[ScopeKind, ...]:
+    return tuple(kind for kind in KINDS if kind.expires)
+
+
+def _expired_query(kind: ScopeKind, now: datetime):
     # Ordered by expires_at so each batch is a short range scan of its index.
+    expires_at = kind.column("expires_at")
     return (
-        select(
-            TaskState.id, TaskState.dag_id, TaskState.run_id, TaskState.task_id,
-            TaskState.map_index, TaskState.key, TaskState.expires_at,
-        )
-        .where(TaskState.expires_at <= now)
-        .order_by(TaskState.expires_at)
+        select(kind.column("id"), *(kind.column(name) for name in kind.labels), kind.column("key"), expires_at)
+        .where(expires_at <= now)
+        .order_by(expires_at)
     )
 
 
 def list_expired(now: datetime | None = None) -> Iterator:
-    """What ``delete_expired`` would remove, streamed."""
-    yield from db.session.execute(
-        _expired_query(now or utcnow()).execution_options(yield_per=1000)
-    )
+    """What ``delete_expired`` would remove, streamed: each row has the kind's labels, key and
+    expires_at."""
+    now = now or utcnow()
+    for kind in _expiring_kinds():
+        yield from db.session.execute(_expired_query(kind, now).execution_options(yield_per=1000))
 
 
 def delete_expired(*, batch_size: int, now: datetime | None = None) -> Iterator[int]:
@@ -37,16 +41,16 @@ def delete_expired(*, batch_size: int, now: datetime | None = None) -> Iterator[
     The DELETE re-checks ``expires_at``: a worker that rewrote a key with a new expiry
     between our SELECT and DELETE keeps it."""
     now = now or utcnow()
-    while True:
-        oldest = _expired_query(now).with_only_columns(TaskState.id).limit(batch_size)
-        ids = db.session.execute(oldest).scalars().all()
-        if not ids:
-            return
-        with writer_turn():  # on SQLite, workers wait for one batch in the queue, not in busy sleeps
-            deleted = db.session.execute(
-                delete(TaskState).where(TaskState.id.in_(ids), TaskState.expires_at <= now)
-            ).rowcount
-            db.session.commit()
-        yield deleted
-        if len(ids) < batch_size:
-            return
+    for kind in _expiring_kinds():
+        table, row_id, expires_at = kind.table, kind.column("id"), kind.column("expires_at")
+        while True:
+            oldest = _expired_query(kind, now).with_only_columns(row_id).limit(batch_size)
+            ids = db.session.execute(oldest).scalars().all()
+            if not ids:
+                break
+            with writer_turn():  # on SQLite, workers wait for one batch in the queue, not in busy sleeps
+                deleted = db.session.execute(delete(table).where(row_id.in_(ids), expires_at <= now)).rowcount
+                db.session.commit()
+            yield deleted
+            if len(ids) < batch_size:
+                break

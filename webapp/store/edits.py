@@ -1,96 +1,60 @@
-"""Versioned edits for people (UI) and tools (admin API), and the listing they work from."""
+"""Versioned edits for people (UI) and tools (admin API), the listing they work from, and
+their history.
+
+People edit keys while workers write them. Each edit may name the row version it was based
+on (``If-Match``: an ETag of row id and version) and is refused with 412 when the row moved
+on; without one, an edit that finds the row rewritten between its read and its write reads
+again. Every edit records itself in the history in the same transaction, with the entry
+before and after, and only when it changed something."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, InvalidInput, KeyNotFound, PreconditionFailed
 from ..extensions import db
-from ..models import TaskState, utcnow
-from .keys import TaskInstanceScope, _in_scope, live_condition, write
-from .rules import expiry_for_retention, parse_timestamp
+from ..models import utcnow
+from . import history
+from .access import live_condition
+from .entries import ENTRY_COLUMNS, Change, Entry, parse_etag
+from .rules import expiry_for_retention, validate_key
+from .scopes import Scope, ScopeKind
+
+# An edit without If-Match that keeps losing the race to workers rewriting the key gives up
+# (412) after this many reads; each lost race means a worker wrote in between.
+UNCONDITIONAL_EDIT_ATTEMPTS = 10
 
 
-# --- versioned edits: the admin API and the UI --------------------------------------------
-#
-# People edit keys while workers write them. Each edit names the row version it was based
-# on (an ETag of row id and version, so a key deleted and re-created never matches an old
-# form) and is refused with 412 when the row moved on. Each returns the entry before and
-# after, which the history records.
-
-
-@dataclass(frozen=True)
-class Entry:
-    id: int
-    key: str
-    value_json: str
-    version: int
-    updated_at: datetime
-    expires_at: datetime | None
-
-    @property
-    def value(self) -> Any:
-        return json.loads(self.value_json)
-
-    @property
-    def etag(self) -> str:
-        return f'"{self.id}.{self.version}"'
-
-    def is_expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and self.expires_at <= now
-
-
-@dataclass(frozen=True)
-class Change:
-    before: Entry | None
-    after: Entry | None
-
-
-def parse_etag(raw: str) -> tuple[int, int]:
-    try:
-        row_id, version = raw.strip().removeprefix("W/").strip('"').split(".")
-        return int(row_id), int(version)
-    except ValueError:
-        raise InvalidInput("If-Match", f"{raw!r} is not an ETag of this API") from None
-
-
-def parse_admin_expiry(raw: Any, retention_days: int, now: datetime | None = None) -> datetime | None:
-    """``"default"`` (the configured retention), null (never) or an aware future timestamp."""
+def admin_expiry(chosen: Any, retention_days: int, now: datetime | None = None) -> datetime | None:
+    """``"default"`` (the configured retention), None (never) or an aware future datetime."""
     now = now or utcnow()
-    if raw == "default":
+    if chosen == "default":
         return expiry_for_retention(retention_days, now)
-    if isinstance(raw, str) and _is_naive_timestamp(raw):
-        raise InvalidInput("expires_at", "must include a UTC offset, e.g. 2026-12-01T00:00:00Z")
-    expires_at = parse_timestamp(raw)
-    if expires_at is not None and expires_at <= now:
+    if chosen is not None and chosen <= now:
         raise InvalidInput("expires_at", "is in the past; delete the key instead")
-    return expires_at
+    return chosen
 
 
-def _is_naive_timestamp(raw: str) -> bool:
-    try:
-        return datetime.fromisoformat(raw).tzinfo is None
-    except ValueError:
-        return False  # not a timestamp at all: parse_timestamp says so
+def _entry_columns(kind: ScopeKind) -> list:
+    return [kind.column(name) for name in ENTRY_COLUMNS]
 
 
-def current_entry(scope: TaskInstanceScope, key: str, now: datetime | None = None) -> Entry | None:
+def current_entry(scope: Scope, key: str, now: datetime | None = None) -> Entry | None:
     """The live entry of a key, or None when it is absent or expired."""
+    validate_key(key)
+    kind = scope.kind
     row = db.session.execute(
-        select(TaskState.id, TaskState.key, TaskState.value, TaskState.version,
-               TaskState.updated_at, TaskState.expires_at)
-        .where(*_in_scope(scope), TaskState.key == key, live_condition(now))
+        select(*_entry_columns(kind)).where(scope.condition(), kind.column("key") == key, live_condition(now, kind))
     ).first()
     return None if row is None else Entry(*row)
 
 
-def get_entry(scope: TaskInstanceScope, key: str, now: datetime | None = None) -> Entry:
+def get_entry(scope: Scope, key: str, now: datetime | None = None) -> Entry:
     entry = current_entry(scope, key, now)
     if entry is None:
         raise KeyNotFound(key)
@@ -105,64 +69,89 @@ def _check_precondition(key: str, current: Entry | None, if_match: str | None) -
         raise PreconditionFailed(f"Key {key!r} changed since you read it: it {state}", current)
 
 
-def _guarded_update(scope: TaskInstanceScope, key: str, before: Entry, values: dict) -> None:
-    """UPDATE only the row version we checked; a worker write in between makes it a 412."""
+class _Raced(Exception):
+    """A worker wrote the key between this edit's read and its write."""
+
+
+def _guarded_update(scope: Scope, before: Entry, values: dict) -> None:
+    """UPDATE only the row version we read."""
+    table = scope.kind.table
     updated = db.session.execute(
-        update(TaskState)
-        .where(*_in_scope(scope), TaskState.id == before.id, TaskState.version == before.version)
-        .values(**values, version=TaskState.version + 1)
+        update(table).where(table.c.id == before.id, table.c.version == before.version)
+        .values(**values, version=table.c.version + 1)
     ).rowcount
     if updated == 0:
-        raise PreconditionFailed(f"Key {key!r} changed while saving", current_entry(scope, key))
+        raise _Raced
 
 
-UNCONDITIONAL_EDIT_ATTEMPTS = 10
+def _insert_new(scope: Scope, key: str, values: dict) -> None:
+    """INSERT a key that was absent when read; _Raced when a worker created it meanwhile."""
+    table = scope.kind.table
+    row = {**scope.row_values(), "key": key, "version": 1, **values}
+    dialect = db.session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = dialect_insert(table).values(row).on_conflict_do_nothing().execution_options(
+            preserve_rowcount=True)
+        if db.session.execute(statement).rowcount == 0:
+            raise _Raced
+        return
+    try:  # MariaDB/MySQL: no "do nothing" that cannot also hide other errors; a savepoint instead
+        with db.session.begin_nested():
+            db.session.execute(insert(table).values(row))
+    except IntegrityError:
+        raise _Raced from None
 
 
-def _versioned_write(scope: TaskInstanceScope, key: str, values: dict, *, if_match: str | None,
-                     now: datetime, create: Callable[[], None] | None) -> Change:
-    """Update the row version we read (``values`` plus ``updated_at``), or ``create`` it when
-    there is none. Without If-Match the caller asked for no precondition: when a worker wrote
-    the key between our read and our guarded update, read again rather than answer 412."""
-    for attempt in range(UNCONDITIONAL_EDIT_ATTEMPTS):
+def _versioned_write(scope: Scope, key: str, values: dict, *, action: str, actor: str, if_match: str | None,
+                     now: datetime, create: bool) -> Change:
+    """Update the row version we read with ``values`` (plus ``updated_at``), or create the key
+    when there is none and ``create`` allows; record the change."""
+    values = {**values, "updated_at": now}
+    for _attempt in range(UNCONDITIONAL_EDIT_ATTEMPTS):
         before = current_entry(scope, key, now)
         _check_precondition(key, before, if_match)
         try:
             if before is not None:
-                _guarded_update(scope, key, before, {**values, "updated_at": now})
-            elif create is not None:
-                create()
+                _guarded_update(scope, before, values)
+            elif create:
+                _insert_new(scope, key, values)
             else:
                 raise KeyNotFound(key)
-        except PreconditionFailed:
-            if if_match is not None or attempt == UNCONDITIONAL_EDIT_ATTEMPTS - 1:
-                raise
+        except _Raced:
+            if if_match is not None:
+                raise PreconditionFailed(f"Key {key!r} changed while saving", current_entry(scope, key, now)) from None
             continue
-        return Change(before, get_entry(scope, key, now))
-    raise AssertionError("unreachable")
+        change = Change(before, get_entry(scope, key, now))
+        history.record(scope, key, change, actor=actor, action=action)
+        return change
+    raise PreconditionFailed(f"Key {key!r} kept changing while saving; try again", current_entry(scope, key, now))
 
 
-def put_entry(scope: TaskInstanceScope, key: str, encoded_value: str, expires_at: datetime | None, *,
-              if_match: str | None = None, now: datetime | None = None) -> Change:
+def _check_expiry_allowed(scope: Scope, expires_at: datetime | None) -> None:
+    if expires_at is not None and not scope.kind.expires:
+        raise InvalidInput("expires_at", f"{scope.kind.name} keys never expire")
+
+
+def put_entry(scope: Scope, key: str, encoded_value: str, expires_at: datetime | None, *, actor: str,
+              if_match: str | None = None, now: datetime | None = None, action: str = "set") -> Change:
     """Create or replace a key and its expiry."""
-    now = now or utcnow()
-    return _versioned_write(
-        scope, key, {"value": encoded_value, "expires_at": expires_at}, if_match=if_match, now=now,
-        create=lambda: write(scope.ti_id, key, encoded_value, expires_at, now),
-    )
+    _check_expiry_allowed(scope, expires_at)
+    return _versioned_write(scope, key, {"value": encoded_value, "expires_at": expires_at}, action=action,
+                            actor=actor, if_match=if_match, now=now or utcnow(), create=True)
 
 
-def add_entry(scope: TaskInstanceScope, key: str, encoded_value: str, expires_at: datetime | None, *,
+def add_entry(scope: Scope, key: str, encoded_value: str, expires_at: datetime | None, *, actor: str,
               now: datetime | None = None) -> Change:
     """Create a key that must not exist yet: adding is not editing. (A worker creating it
     between this check and the write still wins the race, as any worker write would.)"""
     now = now or utcnow()
     if current_entry(scope, key, now) is not None:
         raise Conflict(f"A key named {key!r} already exists; edit it instead.", field="key")
-    return put_entry(scope, key, encoded_value, expires_at, now=now)
+    return put_entry(scope, key, encoded_value, expires_at, actor=actor, now=now)
 
 
-def extend_entry(scope: TaskInstanceScope, key: str, delta: timedelta, *, if_match: str | None = None,
+def extend_entry(scope: Scope, key: str, delta: timedelta, *, actor: str, if_match: str | None = None,
                  now: datetime | None = None) -> Change:
     """Push a key's expiry out by ``delta``: from its current expiry, or from now for a key
     that never expires or has already expired. A key that is gone is a 412, like any edit
@@ -172,39 +161,66 @@ def extend_entry(scope: TaskInstanceScope, key: str, delta: timedelta, *, if_mat
     if entry is None:
         raise PreconditionFailed(f"Key {key!r} is gone", None)
     start = max(entry.expires_at or now, now)
-    return put_entry(scope, key, entry.value_json, start + delta, if_match=if_match, now=now)
+    return put_entry(scope, key, entry.value_json, start + delta, actor=actor, if_match=if_match, now=now,
+                     action="extend")
 
 
-def patch_value(scope: TaskInstanceScope, key: str, encoded_value: str, *,
-                if_match: str | None = None, now: datetime | None = None) -> Change:
+def patch_value(scope: Scope, key: str, encoded_value: str, *, actor: str, if_match: str | None = None,
+                now: datetime | None = None) -> Change:
     """Change the value and keep the expiry."""
-    return _versioned_write(scope, key, {"value": encoded_value}, if_match=if_match, now=now or utcnow(),
-                            create=None)
+    return _versioned_write(scope, key, {"value": encoded_value}, action="set", actor=actor, if_match=if_match,
+                            now=now or utcnow(), create=False)
 
 
-def delete_entry(scope: TaskInstanceScope, key: str, *, if_match: str | None = None,
+def delete_entry(scope: Scope, key: str, *, actor: str, if_match: str | None = None,
                  now: datetime | None = None) -> Change:
-    before = current_entry(scope, key, now)
-    _check_precondition(key, before, if_match)
-    if before is not None:
+    """Delete the version read; a worker's rewrite in between is read again (or, with
+    If-Match, refused). Deleting a key that is not there changes nothing and records nothing."""
+    table = scope.kind.table
+    for _attempt in range(UNCONDITIONAL_EDIT_ATTEMPTS):
+        before = current_entry(scope, key, now)
+        _check_precondition(key, before, if_match)
+        if before is None:
+            return Change(None, None)
         deleted = db.session.execute(
-            delete(TaskState).where(TaskState.id == before.id, TaskState.version == before.version)
+            delete(table).where(table.c.id == before.id, table.c.version == before.version)
         ).rowcount
-        if deleted == 0 and if_match is not None:
-            raise PreconditionFailed(f"Key {key!r} changed while deleting", current_entry(scope, key))
-    return Change(before, None)
+        if deleted:
+            change = Change(before, None)
+            history.record(scope, key, change, actor=actor, action="delete")
+            return change
+        if if_match is not None:
+            raise PreconditionFailed(f"Key {key!r} changed while deleting", current_entry(scope, key, now))
+    raise PreconditionFailed(f"Key {key!r} kept changing while deleting; try again", current_entry(scope, key, now))
 
 
-def list_entries(scope: TaskInstanceScope, *, limit: int, offset: int = 0, include_expired: bool = False,
+def clear_entries(scope: Scope, *, actor: str) -> int:
+    """Delete every key of the scope (expired ones too), with one history row for each key
+    that was deleted: exactly those, even when a worker writes a new key meanwhile."""
+    kind = scope.kind
+    table = kind.table
+    recorded = [table.c[name] for name in dict.fromkeys((*kind.labels, "id", "key", "value", "expires_at"))]
+    statement = delete(table).where(scope.condition())
+    if db.session.get_bind().dialect.delete_returning:
+        rows = db.session.execute(statement.returning(*recorded)).all()
+    else:
+        rows = db.session.execute(select(*recorded).where(scope.condition()).with_for_update()).all()
+        if rows:
+            db.session.execute(delete(table).where(table.c.id.in_([row.id for row in rows])))
+    history.record_cleared(scope, rows, actor=actor)
+    return len(rows)
+
+
+def list_entries(scope: Scope, *, limit: int, offset: int = 0, include_expired: bool = False,
                  now: datetime | None = None) -> tuple[list[Entry], int]:
-    """A task instance's entries ordered by key, one page of them, and how many there are."""
-    conditions = list(_in_scope(scope))
+    """A scope's entries ordered by key, one page of them, and how many there are."""
+    kind = scope.kind
+    conditions = [scope.condition()]
     if not include_expired:
-        conditions.append(live_condition(now))
-    total = db.session.execute(select(func.count()).select_from(TaskState).where(*conditions)).scalar_one()
+        conditions.append(live_condition(now, kind))
+    total = db.session.execute(select(func.count()).select_from(kind.table).where(*conditions)).scalar_one()
     rows = db.session.execute(
-        select(TaskState.id, TaskState.key, TaskState.value, TaskState.version,
-               TaskState.updated_at, TaskState.expires_at)
-        .where(*conditions).order_by(TaskState.key).limit(limit).offset(offset)
+        select(*_entry_columns(kind)).where(*conditions).order_by(kind.column("key")).limit(limit).offset(offset)
     ).all()
     return [Entry(*row) for row in rows], total
+

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import unicodedata
-import uuid
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,14 +17,19 @@ log = logging.getLogger("webapp.store")
 PUT_BODY_FIELDS = ("value", "expires_at")
 
 
+# Unicode's control characters (category Cc): U+0000-U+001F and U+007F-U+009F.
+CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def validate_key(key: str) -> str:
+    """Every entry point's key rule: the worker API, the admin API, the UI and the CLI."""
     if not key:
         raise InvalidInput("key", "must not be empty")
     if len(key) > KEY_LENGTH:
         raise InvalidInput("key", f"is {len(key)} characters long; the limit is {KEY_LENGTH}")
-    for position, char in enumerate(key):
-        if unicodedata.category(char) == "Cc":
-            raise InvalidInput("key", f"contains the control character U+{ord(char):04X} at position {position}")
+    if (control := CONTROL_CHARACTER.search(key)) is not None:
+        raise InvalidInput("key", f"contains the control character U+{ord(control.group()):04X} "
+                                  f"at position {control.start()}")
     return key
 
 
@@ -73,14 +77,12 @@ def check_value_size(encoded: str, limit: int) -> None:
         raise InvalidInput("value", f"is {size} bytes of JSON; the limit is {limit} bytes")
 
 
-def warn_if_oversized(ti_id: uuid.UUID, key: str, encoded: str, limit: int) -> None:
-    """Workers may exceed the soft limit: a running task must not break on it."""
+def warn_if_oversized(whose: str, key: str, encoded: str, limit: int) -> None:
+    """Workers may exceed the soft limit: a running task must not break on it. ``whose``
+    names the scope in the log ("task instance <id>")."""
     size = len(encoded.encode("utf-8"))
     if limit and size > limit:
-        log.warning(
-            "value of %r for task instance %s is %d bytes, over max_value_bytes=%d; stored anyway",
-            key, ti_id, size, limit,
-        )
+        log.warning("value of %r for %s is %d bytes, over max_value_bytes=%d; stored anyway", key, whose, size, limit)
 
 
 def parse_timestamp(raw: Any, field: str = "expires_at") -> datetime | None:

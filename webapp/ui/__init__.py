@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 from flask import Blueprint, g, redirect, request, url_for
 
 from ..auth import users
-from . import formatting
+from . import helpers
 
 bp = Blueprint("ui", __name__)
-formatting.register(bp)
+helpers.register(bp)
 PUBLIC_ENDPOINTS = {"ui.login", "ui.logout"}
 
 
@@ -23,11 +23,6 @@ def load_user():
     if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
         return redirect(url_for("ui.login", next=request.full_path.removesuffix("?")))
     return None
-
-
-def require_role(role: str) -> None:
-    """For the editing views: viewers may read, editors change keys, admins do everything."""
-    users.principal(g.user).require(role)
 
 
 def safe_next(target: str | None) -> str:

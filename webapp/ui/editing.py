@@ -1,59 +1,23 @@
-"""Editing a task instance's keys: add, edit, extend (editors and admins; ``deleting``
-has delete and clear).
+"""Editing a task instance's keys: add, edit, extend (editors and admins; ``deleting`` has
+delete and clear).
 
 Each action works as a plain form (POST, then a redirect back to the task instance page) and,
 when htmx sends it (``HX-Request``), answers the table row alone so the page is not reloaded.
-Validation errors and stale versions answer 200 to htmx, because htmx does not swap 4xx
-responses, and 422/409 to a full-page form. The store's versioned edits refuse a form based
-on a row a worker has rewritten since; every change is recorded in the history in the same
-transaction."""
+Refusals answer 422 (invalid input) or 409 (a worker changed the key since the form was
+opened), with the form and its messages; the store's versioned edits refuse a form based on
+a row a worker has rewritten since, and record every change in the history."""
 
 from __future__ import annotations
 
-from flask import flash, g, redirect, render_template, request
-
-from .. import history, runs, store
-from ..auth import users
+from .. import store
 from ..errors import Conflict, PreconditionFailed
 from ..models import utcnow
 from ..transactions import committed
-from . import bp, formatting, require_role
+from . import bp, formatting
 from .forms import EXTEND_BY, INVALID, KEEP, AddKeyForm, EditKeyForm, ExtendForm
-from .views import breadcrumbs, int_arg, is_htmx, task_instance_page, ti_url
-
-TI = "/dags/<dag_id>/runs/<run_id>/tasks/<task_id>"
-
-
-def target(dag_id: str, run_id: str, task_id: str):
-    """The editor check, then the task instance (map_index from the query) and its scope."""
-    require_role("editor")
-    ti = runs.get_task_instance(dag_id, run_id, task_id, int_arg("map_index", -1, -1))
-    return ti, store.scope_of(ti)
-
-
-def key_arg() -> str:
-    # Keys travel in the query string: they may hold "/", "?" or "#", which a path would mangle.
-    return store.validate_key(request.args.get("key", ""))
-
-
-def actor() -> str:
-    return users.principal(g.user).name
-
-
-def back_to(ti, message: str, category: str = "success"):
-    flash(message, category)
-    return redirect(ti_url("ui.task_instance", ti), code=303)
-
-
-def render_row(ti, entry, notice: str | None = None, conflict=None):
-    return render_template("_key_row.html", ti=ti, entry=entry, now=utcnow(), notice=notice, conflict=conflict)
-
-
-def conflict_text(exc: PreconditionFailed) -> str:
-    if exc.current is None:
-        return "This key was deleted or has expired since you opened the form; nothing was changed."
-    return "A worker changed this key since you opened the form; nothing was changed. Its current value:"
-
+from .helpers import (
+    TI, actor, back_to, conflict_text, is_htmx, key_arg, render_row, row_form_response, target, task_instance_page,
+)
 
 # --- add ------------------------------------------------------------------------------------
 
@@ -67,12 +31,8 @@ def add_key(dag_id: str, run_id: str, task_id: str):
         expiry = form.chosen_expiry(utcnow())
         key = form.key.data
         if expiry is not INVALID:
-            def add():
-                change = store.add_entry(scope, key, form.encoded_value, expiry)
-                history.record(actor(), "set", scope, key, change)
-
             try:
-                committed(add)
+                committed(lambda: store.add_entry(scope, key, form.encoded_value, expiry, actor=actor()))
                 return back_to(ti, f"Added key {key!r}.")
             except Conflict as exc:
                 form.key.errors = [exc.message]
@@ -88,25 +48,6 @@ def keep_label(entry) -> str:
     return f"Keep ({formatting.expiry(entry.expires_at, utcnow())})"
 
 
-def row_form_response(action: str, ti, key, form, entry, status: int, conflict: PreconditionFailed | None = None):
-    """A key's edit or delete form: the table row for htmx, else a page of its own
-    (``_key_{action}_row.html`` or ``key_{action}.html``)."""
-    context = dict(ti=ti, key=key, form=form, entry=entry, now=utcnow(),
-                   conflict=conflict and conflict_text(conflict), current=conflict and conflict.current)
-    if is_htmx():
-        return render_template(f"_key_{action}_row.html", **context)
-    return render_template(f"key_{action}.html", **context,
-                           crumbs=[*breadcrumbs_of(ti), (f"{action.capitalize()} {key}", None)]), status
-
-
-def edit_response(ti, key, form, entry, status: int, conflict: PreconditionFailed | None = None):
-    return row_form_response("edit", ti, key, form, entry, status, conflict)
-
-
-def breadcrumbs_of(ti):
-    return breadcrumbs(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
-
-
 @bp.get(TI + "/edit")
 def edit_key(dag_id: str, run_id: str, task_id: str):
     ti, scope = target(dag_id, run_id, task_id)
@@ -118,18 +59,17 @@ def edit_key(dag_id: str, run_id: str, task_id: str):
     form = EditKeyForm(formdata=None, value=formatting.pretty_json(entry.value_json), version=entry.etag,
                        expiration=KEEP, expires_at=entry.expires_at)
     form.set_expiration_choices(keep_label(entry))
-    return edit_response(ti, key, form, entry, 200)
+    return row_form_response("edit", ti, key, form, entry, 200)
 
 
 @bp.get(TI + "/row")
 def key_row(dag_id: str, run_id: str, task_id: str):
     """One row as shown in the table: what an inline form's Cancel puts back."""
     ti, scope = target(dag_id, run_id, task_id)
-    key = key_arg()
-    entry = store.current_entry(scope, key)
+    entry = store.current_entry(scope, key_arg())
     if entry is None:
         return ""  # gone meanwhile: the row goes too
-    return render_row(ti, entry)
+    return render_row(ti, entry, focus=True)
 
 
 @bp.post(TI + "/edit")
@@ -140,15 +80,12 @@ def save_key(dag_id: str, run_id: str, task_id: str):
     entry = store.current_entry(scope, key)
     form.set_expiration_choices(keep_label(entry))
     if not form.validate_on_submit() or (expiry := form.chosen_expiry(utcnow())) is INVALID:
-        return edit_response(ti, key, form, entry, 422)
+        return row_form_response("edit", ti, key, form, entry, 422)
 
     def save():
         if expiry == KEEP:
-            change = store.patch_value(scope, key, form.encoded_value, if_match=form.version.data)
-        else:
-            change = store.put_entry(scope, key, form.encoded_value, expiry, if_match=form.version.data)
-        history.record(actor(), "set", scope, key, change)
-        return change
+            return store.patch_value(scope, key, form.encoded_value, actor=actor(), if_match=form.version.data)
+        return store.put_entry(scope, key, form.encoded_value, expiry, actor=actor(), if_match=form.version.data)
 
     try:
         change = committed(save)
@@ -157,9 +94,9 @@ def save_key(dag_id: str, run_id: str, task_id: str):
         # replaces what the worker wrote, knowingly.
         if exc.current is not None:
             form.version.data = exc.current.etag
-        return edit_response(ti, key, form, exc.current, 409, conflict=exc)
+        return row_form_response("edit", ti, key, form, exc.current, 409, conflict=exc)
     if is_htmx():
-        return render_row(ti, change.after, notice="Saved.")
+        return render_row(ti, change.after, notice="Saved.", focus=True)
     return back_to(ti, f"Saved key {key!r}.")
 
 
@@ -173,30 +110,22 @@ def extend_key(dag_id: str, run_id: str, task_id: str):
     form = ExtendForm()
     if not form.validate_on_submit():
         message = "; ".join(error for errors in form.errors.values() for error in errors)
-        return _refused(ti, key, scope, f"Not extended: {message}")
-    now = utcnow()
+        return _refused(ti, key, scope, f"Not extended: {message}", status=422)
     label, delta = EXTEND_BY[form.by.data]
-
-    def extend():
-        change = store.extend_entry(scope, key, delta, if_match=form.version.data, now=now)
-        history.record(actor(), "extend", scope, key, change)
-        return change
-
     try:
-        change = committed(extend)
+        change = committed(lambda: store.extend_entry(scope, key, delta, actor=actor(), if_match=form.version.data))
     except PreconditionFailed as exc:
-        return _refused(ti, key, scope, conflict_text(exc), conflict=exc.current)
+        return _refused(ti, key, scope, conflict_text(exc), conflict=exc.current, status=409)
     if is_htmx():
         return render_row(ti, change.after, notice=f"Extended by {label.lstrip('+')}.")
     return back_to(ti, f"Extended key {key!r} by {label.lstrip('+')}.")
 
 
-def _refused(ti, key, scope, message: str, conflict=None):
+def _refused(ti, key, scope, message: str, *, status: int, conflict=None):
     """A refused row action: htmx gets the row (current data) with the message in it."""
     if is_htmx():
         entry = store.current_entry(scope, key)
-        return render_row(ti, entry, notice=message, conflict=conflict) if entry else ""
+        return (render_row(ti, entry, notice=message, conflict=conflict), status) if entry else ""
     if conflict is not None:
         message += " " + conflict.value_json
     return back_to(ti, message, "error")
-

@@ -70,13 +70,13 @@ class ExpiryMixin:
         if choice == "never":
             return None
         if choice == "default":
-            return store.parse_admin_expiry("default", retention, now)
+            return store.admin_expiry("default", retention, now)
         if self.expires_at.data is None:
             if not self.expires_at.errors:  # an unparsable date already says why
                 self.expires_at.errors = ["Enter a date and time (UTC) for a custom expiry"]
             return INVALID
         try:
-            return store.parse_admin_expiry(self.expires_at.data.isoformat(), retention, now)
+            return store.admin_expiry(self.expires_at.data, retention, now)
         except InvalidInput as exc:
             self.expires_at.errors = [f"Expires at {exc.problem}"]
             return INVALID

@@ -6,7 +6,7 @@ from flask import render_template, request
 
 from .. import store
 from . import bp
-from .views import breadcrumbs, int_arg
+from .helpers import breadcrumbs, int_arg
 
 RESULTS_PER_PAGE = 50
 
@@ -18,6 +18,7 @@ def search():
     offset = int_arg("offset", 0, 0)
     hits, total = [], 0
     if text:
-        hits, total = store.search_keys(text, dag_id, limit=RESULTS_PER_PAGE, offset=offset)
+        hits, total = store.search_keys(text, within={"dag_id": dag_id} if dag_id else None,
+                                        limit=RESULTS_PER_PAGE, offset=offset)
     return render_template("search.html", text=text, dag_id=dag_id or "", hits=hits, total=total,
                            offset=offset, limit=RESULTS_PER_PAGE, crumbs=[*breadcrumbs(), ("Search keys", None)])

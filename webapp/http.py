@@ -1,0 +1,39 @@
+"""Request helpers shared by the JSON API and the UI: neither imports the other, both use these."""
+
+from __future__ import annotations
+
+from flask import request
+from werkzeug.routing import PathConverter
+
+from .errors import InvalidInput
+
+INT_MAX = 2**31 - 1  # the columns are 32-bit: a larger number would overflow in the database
+
+
+class KeyConverter(PathConverter):
+    """The rest of the path, whatever it holds. Werkzeug's ``path`` matches no key that starts
+    with "/" or holds a newline, and merges "//" by redirecting; a key may be any of these
+    (control characters then get validation's clear 422)."""
+
+    regex = "(?s:.+)"
+    part_isolating = False
+
+
+def int_arg(name: str, default: int | None, minimum: int, maximum: int = INT_MAX, *,
+            empty_is_default: bool = False) -> int | None:
+    """An integer query parameter within bounds, or 422 naming it. Browser forms send empty
+    fields as ``name=``; the UI counts those as absent, the API as a mistake."""
+    raw = request.args.get(name)
+    if raw is None or (empty_is_default and raw == ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(name, f"must be an integer, not {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise InvalidInput(name, f"must be between {minimum} and {maximum}")
+    return value
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"

@@ -1,0 +1,157 @@
+"""Scopes: whose keys these are.
+
+A key belongs to one scope, and every rule of the store (validation, worker reads and
+writes, versioned edits, history, search, cleanup) is written once against these
+definitions, never against one kind's columns:
+
+- a ``ScopeKind`` says where a kind's keys live: its table, the columns that name one scope
+  (the table's unique key is those plus ``key``), the columns that describe a key to someone
+  who found it outside its scope's page (search, history, ``clean --dry-run``), and whether
+  its keys expire;
+- a scope object (``TaskInstanceScope``) is one scope of a kind, resolved: the values of
+  those columns;
+- an ``Address`` is how a worker names a scope in a request (a task instance's id), resolved
+  inside the worker's one SQL statement rather than by a lookup before it.
+
+A new kind of scope is a table (a migration), a ``ScopeKind``, a scope class, its addresses
+and its routes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from sqlalchemy import ColumnElement, FromClause, Table, and_, bindparam
+
+from ..errors import NotFound
+from ..models import TaskInstance, TaskState
+
+
+@dataclass(frozen=True, eq=False)
+class ScopeKind:
+    name: str
+    table: Table
+    owner: tuple[str, ...]  # the columns naming one scope
+    labels: tuple[str, ...]  # the columns that say whose a key is, wherever it is shown
+    expires: bool  # do keys of this kind carry an expiry?
+    sqlite_search_index: str | None = None  # FTS5 trigram table over ``key`` (migration 0006)
+    # Newest first, in an order PostgreSQL and MariaDB can stream from an index (search).
+    newest_first: tuple[str, ...] = ("id",)
+
+    @property
+    def row_columns(self) -> tuple[str, ...]:
+        """Every column a new row takes from its scope."""
+        return tuple(dict.fromkeys(self.owner + self.labels))
+
+    def column(self, name: str):
+        return self.table.c[name]
+
+
+TASK_KEYS = ScopeKind(
+    name="task",
+    table=TaskState.__table__,
+    owner=("dag_run_id", "task_id", "map_index"),
+    labels=("dag_id", "run_id", "task_id", "map_index"),
+    expires=True,
+    sqlite_search_index="task_state_key_search",
+    # Newest run first, then newest key: PostgreSQL walks an index in that order with or without a
+    # DAG (task_state_dag_idx, or the unique key's, then an incremental sort); by key id alone it
+    # would walk every newer DAG's keys to reach an old DAG's.
+    newest_first=("dag_run_id", "id"),
+)
+KINDS: tuple[ScopeKind, ...] = (TASK_KEYS,)
+
+
+class Scope:
+    """One resolved scope. Subclasses are frozen dataclasses naming ``kind`` and giving the
+    values of ``kind.row_columns``."""
+
+    kind: ClassVar[ScopeKind]
+
+    def row_values(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def condition(self) -> ColumnElement[bool]:
+        """This scope's keys, for any statement over the kind's table."""
+        values = self.row_values()
+        return and_(*(self.kind.column(name) == values[name] for name in self.kind.owner))
+
+
+@dataclass(frozen=True)
+class TaskInstanceScope(Scope):
+    """The keys of one task instance: its run, task and map index (the run row's id stands for
+    dag_id and run_id). ``all_map_indices`` widens it to every map index of the task, for a
+    clear."""
+
+    kind: ClassVar[ScopeKind] = TASK_KEYS
+
+    ti_id: uuid.UUID
+    dag_run_id: int
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    all_map_indices: bool = field(default=False, compare=False)
+
+    def row_values(self) -> dict[str, Any]:
+        return {"dag_run_id": self.dag_run_id, "dag_id": self.dag_id, "run_id": self.run_id,
+                "task_id": self.task_id, "map_index": self.map_index}
+
+    def condition(self) -> ColumnElement[bool]:
+        if self.all_map_indices:
+            return and_(TaskState.dag_run_id == self.dag_run_id, TaskState.task_id == self.task_id)
+        return super().condition()
+
+    def every_map_index(self) -> TaskInstanceScope:
+        return TaskInstanceScope(self.ti_id, self.dag_run_id, self.dag_id, self.run_id, self.task_id,
+                                 self.map_index, all_map_indices=True)
+
+
+def scope_of(ti: TaskInstance) -> TaskInstanceScope:
+    return TaskInstanceScope(ti.id, ti.dag_run_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+
+
+# --- addresses: how workers name a scope ----------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Address:
+    """A worker's way of naming a scope, resolved in SQL: ``source`` is the table to look in,
+    ``where`` picks the one row (with bind parameters named in ``parameters``), and
+    ``values`` gives, for each of ``kind.row_columns``, the expression on ``source`` that
+    holds it. The worker statements are built from this once (``store.access``)."""
+
+    kind: ScopeKind
+    source: FromClause
+    where: ColumnElement[bool]
+    values: Mapping[str, ColumnElement]
+    parameters: tuple[str, ...]
+    not_found: Callable[..., NotFound]
+    scope_from_row: Callable[..., Scope]
+
+
+def ti_not_found(ti_id: uuid.UUID | str) -> NotFound:
+    return NotFound(f"Task instance {ti_id} not found")  # Airflow's wording
+
+
+def parse_ti_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise ti_not_found(raw) from None
+
+
+_TI = TaskInstance.__table__
+TASK_INSTANCE_BY_ID = Address(
+    kind=TASK_KEYS,
+    source=_TI,
+    where=_TI.c.id == bindparam("ti_id", type_=_TI.c.id.type),
+    values={name: _TI.c[name] for name in TASK_KEYS.row_columns},
+    parameters=("ti_id",),
+    not_found=lambda ti_id: ti_not_found(ti_id),
+    scope_from_row=lambda row, ti_id: TaskInstanceScope(ti_id, row.dag_run_id, row.dag_id, row.run_id,
+                                                        row.task_id, row.map_index),
+)
