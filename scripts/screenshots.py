@@ -69,7 +69,8 @@ def shoot(page: Page, out: Path, name: str, *, full_page: bool = True) -> None:
     path = out / f"{name}.png"
     clip = None
     if full_page:
-        bottom = page.evaluate("Math.ceil(document.querySelector('main').getBoundingClientRect().bottom + window.scrollY)")
+        bottom = page.evaluate(
+            "Math.ceil(document.querySelector('main').getBoundingClientRect().bottom + window.scrollY)")
         clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": max(bottom + 24, 360)}
     page.screenshot(path=str(path), full_page=full_page, clip=clip, animations="disabled")
     print(f"saved {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")

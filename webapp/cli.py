@@ -27,6 +27,7 @@ from .errors import ServiceError
 from .extensions import db
 from .transactions import committed
 
+
 def _unmigrated(exc: DBAPIError) -> bool:
     """A missing table: SQLite's message, PostgreSQL's SQLSTATE or MySQL/MariaDB's error number."""
     original = exc.orig

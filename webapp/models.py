@@ -1,4 +1,4 @@
-"""Tables (contract section 2). The schema itself is created by the migrations in
+"""Tables. The schema itself is created by the migrations in
 ``webapp/migrations``; these classes describe it for queries."""
 
 from __future__ import annotations

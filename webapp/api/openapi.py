@@ -105,7 +105,7 @@ def build_spec(app: Flask) -> dict:
     spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer",
                                                "description": "An admin API key (taskstore api-keys create)"})
     models = {
-        getattr(view, "openapi").body for view in app.view_functions.values() if hasattr(view, "openapi")
+        view.openapi.body for view in app.view_functions.values() if hasattr(view, "openapi")
     } | {
         model for view in app.view_functions.values() if hasattr(view, "openapi")
         for model in view.openapi.ok.values()

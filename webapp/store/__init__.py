@@ -12,17 +12,39 @@ from .access import clear, clear_addressed, delete_key, find, live_condition, re
 from .cleanup import delete_expired, list_expired
 from .counting import COUNT_CAP, capped_count, dag_key_counts, key_counts_by_run, key_counts_by_task_instance
 from .edits import (
-    add_entry, admin_expiry, clear_entries, current_entry, delete_entry, extend_entry, get_entry, list_entries,
-    patch_value, put_entry,
+    add_entry,
+    admin_expiry,
+    clear_entries,
+    current_entry,
+    delete_entry,
+    extend_entry,
+    get_entry,
+    list_entries,
+    patch_value,
+    put_entry,
 )
 from .entries import Change, Entry, parse_etag
 from .history import changes_for
 from .rules import (
-    check_value_size, encode_value, expiry_for_retention, parse_json, parse_timestamp, parse_worker_put_body,
-    validate_key, warn_if_oversized,
+    check_value_size,
+    encode_value,
+    expiry_for_retention,
+    parse_json,
+    parse_timestamp,
+    parse_worker_put_body,
+    validate_key,
+    warn_if_oversized,
 )
 from .scopes import (
-    KINDS, TASK_INSTANCE_BY_ID, TASK_KEYS, Address, Scope, ScopeKind, TaskInstanceScope, parse_ti_id, scope_of,
+    KINDS,
+    TASK_INSTANCE_BY_ID,
+    TASK_KEYS,
+    Address,
+    Scope,
+    ScopeKind,
+    TaskInstanceScope,
+    parse_ti_id,
+    scope_of,
     ti_not_found,
 )
 from .search import KeyHit, search_keys

@@ -66,7 +66,8 @@ def encode_value(value: Any) -> str:
         # "\ud800" is valid JSON syntax but not Unicode: no database can store it as text.
         encoded.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput("value", "contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not Unicode") from None
+        raise InvalidInput("value", "contains a lone UTF-16 surrogate (\\ud800-\\udfff), "
+                                    "which is not Unicode") from None
     return encoded
 
 

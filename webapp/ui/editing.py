@@ -16,7 +16,16 @@ from ..transactions import committed
 from . import bp, formatting
 from .forms import EXTEND_BY, INVALID, KEEP, AddKeyForm, EditKeyForm, ExtendForm
 from .helpers import (
-    TI, actor, back_to, conflict_text, is_htmx, key_arg, render_row, row_form_response, target, task_instance_page,
+    TI,
+    actor,
+    back_to,
+    conflict_text,
+    is_htmx,
+    key_arg,
+    render_row,
+    row_form_response,
+    target,
+    task_instance_page,
 )
 
 # --- add ------------------------------------------------------------------------------------
