@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 
 from ..extensions import db
 from ..models import utcnow
-from ..transactions import writer_turn
+from ..transactions import committed
 from .scopes import KINDS, ScopeKind
 
 
@@ -48,9 +48,9 @@ def delete_expired(*, batch_size: int, now: datetime | None = None) -> Iterator[
             ids = db.session.execute(oldest).scalars().all()
             if not ids:
                 break
-            with writer_turn():  # on SQLite, workers wait for one batch in the queue, not in busy sleeps
-                deleted = db.session.execute(delete(table).where(row_id.in_(ids), expires_at <= now)).rowcount
-                db.session.commit()
-            yield deleted
+            # One short transaction per batch; on SQLite it takes the writers' turn, so workers
+            # wait for one batch in the queue rather than in busy sleeps.
+            batch = delete(table).where(row_id.in_(ids), expires_at <= now)
+            yield committed(lambda batch=batch: db.session.execute(batch).rowcount)
             if len(ids) < batch_size:
                 break
