@@ -3,6 +3,29 @@
 By default the database is a SQLite file in a temporary folder. With
 ``TEST_DATABASE_URL=postgresql://...`` or ``mysql+pymysql://...`` the same suite runs on a
 throw-away database created on that server for this run and dropped afterwards.
+
+Where things are, for a new test:
+
+- fixtures (here): ``app``, ``client``, ``runner``, ``make_app`` (an app with other settings);
+  data: ``make_run``, ``ti_id``, ``seeded``, ``set_ti_state``, ``worker_put`` (a worker writes a
+  key); credentials: ``auth`` (worker-token headers for ``ti_id``), ``worker_auth(ti)``,
+  ``admin_auth(role)``, and for the admin UI ``make_user`` and ``login_as(role)`` (logs
+  ``client`` in through the login form; ``support.log_in`` does it for another client);
+  checks: ``stored_rows``, ``table_contents``, ``sql_statements``; real processes:
+  ``live_server`` (``taskstore serve``), ``worker_http``.
+- plain helpers (``tests/support.py``): URLs (``key_url``, ``store_url``, ``ti_page_url``),
+  ``log_in``, ``csrf_token``, ``table_rows``, ``put_key``, ``detail``, constants. Import them
+  from ``support``; a test module never imports another test module or this file.
+- server processes for scale-out and fault tests: ``tests/servers.py``; browser fixtures:
+  ``tests/e2e/conftest.py``.
+
+Quick inner loop: ``pytest -m "not slow"`` leaves out every test marked ``slow``: those on the
+live server (any test using ``live_server``, directly or through another fixture, is marked by
+``pytest_collection_modifyitems`` below), the browser tests (``tests/e2e``), the modules that
+start server processes or build the wheel (``pytestmark = pytest.mark.slow`` at their top:
+test_faults, test_scale_out, test_serve_demo, test_packaging) and the schemathesis run of
+test_fuzz. A new test on ``live_server`` is marked by itself; mark a new module that starts
+processes the same way. ``pytest`` with no ``-m`` runs everything, as CI does.
 """
 
 from __future__ import annotations
@@ -10,9 +33,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket
 import threading
-import uuid
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -20,17 +42,27 @@ import pytest
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import make_url
 
+from servers import start_server
+from support import PASSWORD, log_in, put_key, settings_for
 from webapp import create_app
 from webapp import runs as runs_service
-from webapp.auth import api_keys, tokens
+from webapp.auth import api_keys, tokens, users
 from webapp.extensions import db
 from webapp.models import TaskState
-
-SECRET_KEY = "test-secret-" + "x" * 40
 
 # The suite must not pick up a developer's own configuration.
 for _name in [name for name in os.environ if name.upper().startswith("TASKSTORE_")]:
     del os.environ[_name]
+
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items):
+    """``slow``: every test on the live server (directly or through another fixture) and every
+    browser test, so ``pytest -m "not slow"`` runs in-process tests only."""
+    for item in items:
+        if "live_server" in getattr(item, "fixturenames", ()) or E2E in item.path.parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @contextlib.contextmanager
@@ -69,10 +101,6 @@ def database_url(tmp_path_factory):
 @pytest.fixture(scope="session")
 def instance_path(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("instance")
-
-
-def settings_for(database_url: str) -> dict:
-    return {"database_url": database_url, "secret_key": SECRET_KEY}
 
 
 @pytest.fixture(scope="session")
@@ -152,6 +180,20 @@ def ti_id(make_run) -> str:
 
 
 @pytest.fixture
+def set_ti_state(app):
+    """Move a task instance to a state (e.g. "running", so its UI page polls), straight in the
+    database as the scheduler's state change does, without clearing its keys."""
+
+    def _set(dag_id: str, run_id: str, task_id: str, state: str | None, map_index: int = -1) -> None:
+        with app.app_context():
+            runs_service.set_state(runs_service.get_task_instance(dag_id, run_id, task_id, map_index), state,
+                                   clear_on_success=False)
+            db.session.commit()
+
+    return _set
+
+
+@pytest.fixture
 def issue_token(app):
     """A worker token for a TI; ``now`` back-dates it, to test refresh and expiry."""
 
@@ -192,10 +234,21 @@ def auth(worker_auth, ti_id):
 
 
 @pytest.fixture
-def seeded(client, ti_id, auth, stored_rows):
+def worker_put(client, worker_auth):
+    """``worker_put(ti, key, value, expires_at=None)``: a worker writes a key (the worker API,
+    in-process, with a token of that TI); checks the 204. ``expires_at``: a datetime or an ISO
+    8601 string. tests/e2e overrides it to write through the live server instead."""
+
+    def _put(ti: str, key: str, value, expires_at: datetime | str | None = None) -> None:
+        put_key(client, worker_auth(ti), ti, key, value, expires_at)
+
+    return _put
+
+
+@pytest.fixture
+def seeded(worker_put, ti_id, stored_rows):
     """One key already stored for the TI, so a call that wrongly wrote, deleted or cleared shows."""
-    response = client.put(f"/execution/store/ti/{ti_id}/seed", json={"value": "secret-seed-value"}, headers=auth)
-    assert response.status_code == 204
+    worker_put(ti_id, "seed", "secret-seed-value")
     rows = stored_rows()
     assert [(row.key, row.value) for row in rows] == [("seed", '"secret-seed-value"')]
     return rows
@@ -213,6 +266,51 @@ def stored_rows(app):
             ).all()
 
     return _rows
+
+
+@pytest.fixture
+def table_contents(app):
+    """Every row of every table the models know, {table: sorted row reprs}: compare a call
+    before and after to show that it changed nothing."""
+
+    def _contents() -> dict[str, list[str]]:
+        with app.app_context():
+            found = {table.name: sorted(repr(tuple(row)) for row in db.session.execute(select(table)).all())
+                     for table in db.metadata.sorted_tables}
+            db.session.remove()
+        return found
+
+    return _contents
+
+
+# --- the admin UI -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user(app):
+    """``make_user(username="alice", role="viewer")`` creates a UI user with ``support.PASSWORD``;
+    returns the username."""
+
+    def _make(username: str = "alice", role: str = "viewer", password: str = PASSWORD) -> str:
+        with app.app_context():
+            users.create(username, password, role)
+            db.session.commit()
+        return username
+
+    return _make
+
+
+@pytest.fixture
+def login_as(client, make_user):
+    """``login_as(role, username=role)`` creates a user with that role and logs ``client`` in
+    through the login form (CSRF on, as in production); returns ``client``."""
+
+    def _login(role: str, username: str | None = None):
+        response = log_in(client, make_user(username or role, role))
+        assert response.status_code == 302, response.text
+        return client
+
+    return _login
 
 
 @pytest.fixture
@@ -237,17 +335,9 @@ def sql_statements(app):
     return _count
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_server(migrated_database, tmp_path_factory):
     """The service as users run it: ``taskstore serve`` (gunicorn) in its own process."""
-    from servers import start_server  # imports this module: loaded once conftest is
-
     server = start_server(migrated_database, tmp_path_factory.mktemp("live-server"))
     yield server.base_url
     server.stop()
@@ -269,7 +359,3 @@ def worker_http(live_server, worker_auth):
     yield _make
     for client in made:
         client.close()
-
-
-def new_uuid() -> str:
-    return str(uuid.uuid4())

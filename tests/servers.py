@@ -1,7 +1,7 @@
 """Real server processes for the scale-out, reliability and fault tests: ``python -m webapp
 serve`` (gunicorn, gthread workers) on a given database, started and stopped by the test.
 
-Not a test module; the tests import it (``tests/`` is on ``sys.path`` under pytest)."""
+Not a test module; the tests and conftest import it (``tests/`` is on ``sys.path`` under pytest)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import SECRET_KEY, free_port
+from support import SECRET_KEY, free_port
 
 
 @dataclass

@@ -1,12 +1,11 @@
 """Admin API for stored keys: listing, editing with expiry choices, size limit, optimistic
 concurrency against worker writes, roles."""
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-BASE = "/api/v2/dags/dag/dagRuns/run_1/taskInstances/{task}/state-store"
+from support import key_url, store_url
 
 
 @pytest.fixture
@@ -19,17 +18,11 @@ def editor(admin_auth):
     return admin_auth("editor")
 
 
-def worker_put(client, worker_auth, ti, key, value, expires_at=None):
-    response = client.put(f"/execution/store/ti/{ti}/{key}", headers=worker_auth(ti),
-                          data=json.dumps({"value": value, "expires_at": expires_at}))
-    assert response.status_code == 204, response.json
-
-
-def test_list_is_ordered_by_key_and_paged(client, mapped, worker_auth, admin_auth):
+def test_list_is_ordered_by_key_and_paged(client, mapped, worker_put, admin_auth):
     for key in ["b", "a", "c/d"]:
-        worker_put(client, worker_auth, mapped["task"], key, {"k": key})
-    worker_put(client, worker_auth, mapped["task"], "old", 1, "2000-01-01T00:00:00Z")
-    response = client.get(BASE.format(task="task") + "?limit=2&offset=1", headers=admin_auth("viewer"))
+        worker_put(mapped["task"], key, {"k": key})
+    worker_put(mapped["task"], "old", 1, "2000-01-01T00:00:00Z")
+    response = client.get(store_url(limit=2, offset=1), headers=admin_auth("viewer"))
     assert response.status_code == 200
     body = response.json
     assert body["total_entries"] == 3  # the expired key is not listed
@@ -38,13 +31,13 @@ def test_list_is_ordered_by_key_and_paged(client, mapped, worker_auth, admin_aut
     assert set(body["task_state_store"][0]) == {"key", "value", "updated_at", "expires_at", "version"}
 
 
-def test_get_sends_etag_and_expired_key_is_404(client, mapped, worker_auth, admin_auth):
-    worker_put(client, worker_auth, mapped["task"], "job", "app_1")
-    worker_put(client, worker_auth, mapped["task"], "gone", "x", "2000-01-01T00:00:00Z")
-    response = client.get(BASE.format(task="task") + "/job", headers=admin_auth("viewer"))
+def test_get_sends_etag_and_expired_key_is_404(client, mapped, worker_put, admin_auth):
+    worker_put(mapped["task"], "job", "app_1")
+    worker_put(mapped["task"], "gone", "x", "2000-01-01T00:00:00Z")
+    response = client.get(store_url("job"), headers=admin_auth("viewer"))
     assert response.status_code == 200 and response.json["value"] == "app_1"
     assert response.headers["ETag"].startswith('"')
-    missing = client.get(BASE.format(task="task") + "/gone", headers=admin_auth("viewer"))
+    missing = client.get(store_url("gone"), headers=admin_auth("viewer"))
     assert missing.status_code == 404 and "gone" in missing.json["detail"]["message"]
 
 
@@ -52,7 +45,7 @@ def test_get_sends_etag_and_expired_key_is_404(client, mapped, worker_auth, admi
     ("default", "30 days"), (None, None), ("2099-01-02T03:04:05+00:00", "2099-01-02T03:04:05Z"),
 ])
 def test_put_expiry_choices(client, mapped, editor, expires_at, expected):
-    response = client.put(BASE.format(task="task") + "/k", headers=editor,
+    response = client.put(store_url("k"), headers=editor,
                           json={"value": [1, 2], "expires_at": expires_at})
     assert response.status_code == 201, response.json
     stored = response.json["expires_at"]
@@ -61,7 +54,7 @@ def test_put_expiry_choices(client, mapped, editor, expires_at, expected):
         assert timedelta(days=29, hours=23) < delta <= timedelta(days=30)
     else:
         assert stored == expected
-    again = client.put(BASE.format(task="task") + "/k", headers=editor, json={"value": 3, "expires_at": None})
+    again = client.put(store_url("k"), headers=editor, json={"value": 3, "expires_at": None})
     assert again.status_code == 200 and again.json["version"] == 2
 
 
@@ -71,7 +64,7 @@ def test_put_expiry_choices(client, mapped, editor, expires_at, expected):
     ("tomorrow", "ISO 8601"),
 ])
 def test_put_rejects_bad_expiry_and_writes_nothing(client, mapped, editor, stored_rows, expires_at, problem):
-    response = client.put(BASE.format(task="task") + "/k", headers=editor, json={"value": 1, "expires_at": expires_at})
+    response = client.put(store_url("k"), headers=editor, json={"value": 1, "expires_at": expires_at})
     assert response.status_code == 422
     assert response.json["detail"]["field"] == "expires_at" and problem in response.json["detail"]["message"]
     assert stored_rows() == []
@@ -80,89 +73,88 @@ def test_put_rejects_bad_expiry_and_writes_nothing(client, mapped, editor, store
 def test_value_over_soft_limit_is_refused_with_the_limit(make_app, mapped, admin_auth, stored_rows):
     app = make_app(max_value_bytes=100)
     headers = admin_auth("editor")
-    response = app.test_client().put(BASE.format(task="task") + "/big", headers=headers,
+    response = app.test_client().put(store_url("big"), headers=headers,
                                      json={"value": "x" * 200, "expires_at": None})
     assert response.status_code == 422 and "100 bytes" in response.json["detail"]["message"]
     assert stored_rows() == []
 
 
-def test_patch_changes_value_and_keeps_expiry(client, mapped, worker_auth, editor):
-    worker_put(client, worker_auth, mapped["task"], "progress", {"done": 1}, "2099-05-05T00:00:00+00:00")
-    response = client.patch(BASE.format(task="task") + "/progress", headers=editor, json={"value": {"done": 2}})
+def test_patch_changes_value_and_keeps_expiry(client, mapped, worker_put, editor):
+    worker_put(mapped["task"], "progress", {"done": 1}, "2099-05-05T00:00:00+00:00")
+    response = client.patch(store_url("progress"), headers=editor, json={"value": {"done": 2}})
     assert response.status_code == 200
     assert response.json["value"] == {"done": 2}
     assert datetime.fromisoformat(response.json["expires_at"]) == datetime(2099, 5, 5, tzinfo=UTC)
-    assert client.patch(BASE.format(task="task") + "/absent", headers=editor, json={"value": 1}).status_code == 404
+    assert client.patch(store_url("absent"), headers=editor, json={"value": 1}).status_code == 404
 
 
-def test_stale_if_match_is_refused_after_a_worker_write(client, mapped, worker_auth, editor, stored_rows):
-    worker_put(client, worker_auth, mapped["task"], "job", "first")
-    etag = client.get(BASE.format(task="task") + "/job", headers=editor).headers["ETag"]
-    worker_put(client, worker_auth, mapped["task"], "job", "worker wrote this")
-    for method, body in (("put", {"value": "mine", "expires_at": None}), ("patch", {"value": "mine"}), ("delete", None)):
-        response = getattr(client, method)(BASE.format(task="task") + "/job", headers={**editor, "If-Match": etag},
-                                           json=body)
+def test_stale_if_match_is_refused_after_a_worker_write(client, mapped, worker_put, editor, stored_rows):
+    worker_put(mapped["task"], "job", "first")
+    etag = client.get(store_url("job"), headers=editor).headers["ETag"]
+    worker_put(mapped["task"], "job", "worker wrote this")
+    for method, body in (("put", {"value": "mine", "expires_at": None}), ("patch", {"value": "mine"}),
+                         ("delete", None)):
+        response = getattr(client, method)(store_url("job"), headers={**editor, "If-Match": etag}, json=body)
         assert response.status_code == 412, method
         assert response.json["detail"]["current"]["value"] == "worker wrote this"
     assert [row.value for row in stored_rows()] == ['"worker wrote this"']
-    fresh = client.get(BASE.format(task="task") + "/job", headers=editor).headers["ETag"]
-    ok = client.put(BASE.format(task="task") + "/job", headers={**editor, "If-Match": fresh},
+    fresh = client.get(store_url("job"), headers=editor).headers["ETag"]
+    ok = client.put(store_url("job"), headers={**editor, "If-Match": fresh},
                     json={"value": "mine", "expires_at": None})
     assert ok.status_code == 200 and ok.json["value"] == "mine"
 
 
-def test_if_match_does_not_match_a_recreated_key(client, mapped, worker_auth, editor):
-    worker_put(client, worker_auth, mapped["task"], "job", "v1")
-    etag = client.get(BASE.format(task="task") + "/job", headers=editor).headers["ETag"]
-    client.delete(f"/execution/store/ti/{mapped['task']}/job", headers=worker_auth(mapped["task"]))
-    worker_put(client, worker_auth, mapped["task"], "job", "v1 again")
-    response = client.patch(BASE.format(task="task") + "/job", headers={**editor, "If-Match": etag}, json={"value": 1})
+def test_if_match_does_not_match_a_recreated_key(client, mapped, worker_auth, editor, worker_put):
+    worker_put(mapped["task"], "job", "v1")
+    etag = client.get(store_url("job"), headers=editor).headers["ETag"]
+    client.delete(key_url(mapped["task"], "job"), headers=worker_auth(mapped["task"]))
+    worker_put(mapped["task"], "job", "v1 again")
+    response = client.patch(store_url("job"), headers={**editor, "If-Match": etag}, json={"value": 1})
     assert response.status_code == 412
 
 
-def test_delete_and_clear(client, mapped, worker_auth, editor, stored_rows):
+def test_delete_and_clear(client, mapped, worker_put, editor, stored_rows):
     for ti in (mapped[("mapped", 0)], mapped[("mapped", 1)]):
-        worker_put(client, worker_auth, ti, "a", 1)
-        worker_put(client, worker_auth, ti, "b", 2)
-    assert client.delete(BASE.format(task="mapped") + "/a?map_index=0", headers=editor).status_code == 204
+        worker_put(ti, "a", 1)
+        worker_put(ti, "b", 2)
+    assert client.delete(store_url("a", task="mapped", map_index=0), headers=editor).status_code == 204
     assert sorted((row.map_index, row.key) for row in stored_rows()) == [(0, "b"), (1, "a"), (1, "b")]
-    cleared = client.delete(BASE.format(task="mapped") + "?map_index=1", headers=editor)
+    cleared = client.delete(store_url(task="mapped", map_index=1), headers=editor)
     assert cleared.json == {"deleted": 2}
     assert [(row.map_index, row.key) for row in stored_rows()] == [(0, "b")]
-    worker_put(client, worker_auth, mapped[("mapped", 1)], "c", 3)
-    everything = client.delete(BASE.format(task="mapped") + "?all_map_indices=true", headers=editor)
+    worker_put(mapped[("mapped", 1)], "c", 3)
+    everything = client.delete(store_url(task="mapped", all_map_indices="true"), headers=editor)
     assert everything.json == {"deleted": 2} and stored_rows() == []
 
 
-def test_viewer_cannot_change_anything(client, mapped, worker_auth, admin_auth, stored_rows):
-    worker_put(client, worker_auth, mapped["task"], "job", "keep")
+def test_viewer_cannot_change_anything(client, mapped, worker_put, admin_auth, stored_rows):
+    worker_put(mapped["task"], "job", "keep")
     viewer = admin_auth("viewer")
     attempts = [
-        client.put(BASE.format(task="task") + "/job", headers=viewer, json={"value": 1, "expires_at": None}),
-        client.patch(BASE.format(task="task") + "/job", headers=viewer, json={"value": 1}),
-        client.delete(BASE.format(task="task") + "/job", headers=viewer),
-        client.delete(BASE.format(task="task"), headers=viewer),
+        client.put(store_url("job"), headers=viewer, json={"value": 1, "expires_at": None}),
+        client.patch(store_url("job"), headers=viewer, json={"value": 1}),
+        client.delete(store_url("job"), headers=viewer),
+        client.delete(store_url(), headers=viewer),
     ]
     assert [response.status_code for response in attempts] == [403] * 4
     assert [row.value for row in stored_rows()] == ['"keep"']
 
 
 def test_unknown_task_instance_is_404(client, mapped, editor):
-    response = client.get("/api/v2/dags/dag/dagRuns/run_1/taskInstances/nope/state-store", headers=editor)
+    response = client.get(store_url(task="nope"), headers=editor)
     assert response.status_code == 404 and response.json["detail"]["reason"] == "not_found"
 
 
-def test_every_change_is_recorded_in_history(app, client, mapped, worker_auth, editor):
+def test_every_change_is_recorded_in_history(app, client, mapped, worker_put, editor):
     from webapp import store
     from webapp.runs import get_task_instance
 
-    worker_put(client, worker_auth, mapped["task"], "job", "from worker")
-    base = BASE.format(task="task")
-    client.put(base + "/job", headers=editor, json={"value": "edited", "expires_at": "2099-01-01T00:00:00Z"})
-    client.patch(base + "/job", headers=editor, json={"value": "patched"})
-    client.put(base + "/other", headers=editor, json={"value": 1, "expires_at": None})
-    client.delete(base + "/other", headers=editor)
-    client.delete(base, headers=editor)
+    worker_put(mapped["task"], "job", "from worker")
+    client.put(store_url("job"), headers=editor, json={"value": "edited", "expires_at": "2099-01-01T00:00:00Z"})
+    client.patch(store_url("job"), headers=editor, json={"value": "patched"})
+    client.put(store_url("other"), headers=editor, json={"value": 1, "expires_at": None})
+    client.delete(store_url("other"), headers=editor)
+    client.delete(store_url(), headers=editor)
     with app.app_context():
         scope = store.scope_of(get_task_instance("dag", "run_1", "task"))
         changes = [(c.action, c.key, c.old_value, c.new_value) for c in reversed(store.changes_for(scope))]
@@ -179,11 +171,11 @@ def test_every_change_is_recorded_in_history(app, client, mapped, worker_auth, e
     assert len(actors) == 1 and actors.pop().startswith("api-key:test-editor")
 
 
-def test_refused_edit_records_nothing(app, client, mapped, worker_auth, editor):
+def test_refused_edit_records_nothing(app, client, mapped, editor):
     from webapp import store
     from webapp.runs import get_task_instance
 
-    response = client.put(BASE.format(task="task") + "/k", headers=editor, json={"value": float("nan")})
+    response = client.put(store_url("k"), headers=editor, json={"value": float("nan")})
     assert response.status_code == 422
     with app.app_context():
         assert store.changes_for(store.scope_of(get_task_instance("dag", "run_1", "task"))) == []

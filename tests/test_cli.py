@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import event, func, inspect, select
 
+from support import key_url, put_key
 from webapp.extensions import db
 from webapp.models import ApiKey, DagRun, TaskInstance, TaskState
 
@@ -30,12 +31,6 @@ def assert_clean_failure(result, *fragments: str):
     for fragment in fragments:
         assert fragment in text, text
     assert "Traceback" not in text
-
-
-def worker_put(client, ti, headers, key, value, expires_at=None):
-    response = client.put(f"/execution/store/ti/{ti}/{key}", headers=headers,
-                          data=json.dumps({"value": value, "expires_at": expires_at}))
-    assert response.status_code == 204, response.json
 
 
 def stored_keys(app) -> list[tuple]:
@@ -66,14 +61,14 @@ def test_db_upgrade_creates_the_schema_on_an_empty_database(make_app, tmp_path):
     assert response.json == {"dags": [], "total_entries": 0}
 
 
-def test_db_upgrade_on_an_up_to_date_database_changes_nothing(runner, make_run, stored_rows, app, client,
-                                                               worker_auth):
+def test_db_upgrade_on_an_up_to_date_database_changes_nothing(runner, make_run, stored_rows, client, worker_auth,
+                                                               worker_put):
     ti = make_run()["task"]
-    worker_put(client, ti, worker_auth(ti), "job", "j1")
+    worker_put(ti, "job", "j1")
     result = runner.invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert [row.key for row in stored_rows()] == ["job"]
-    response = client.get(f"/execution/store/ti/{ti}/job", headers=worker_auth(ti))
+    response = client.get(key_url(ti, "job"), headers=worker_auth(ti))
     assert response.status_code == 200 and response.json == {"value": "j1"}
 
 
@@ -136,10 +131,10 @@ def test_token_is_printed_alone_on_the_last_line_and_works_for_that_task_instanc
     assert "etl/manual_1/copy[1]" in result.stdout
     headers = {"Authorization": f"Bearer {last_line(result)}"}
 
-    worker_put(client, ids[("copy", 1)], headers, "checkpoint", {"part": 7})
-    response = client.get(f"/execution/store/ti/{ids[('copy', 1)]}/checkpoint", headers=headers)
+    put_key(client, headers, ids[("copy", 1)], "checkpoint", {"part": 7})  # with the printed token
+    response = client.get(key_url(ids[("copy", 1)], "checkpoint"), headers=headers)
     assert response.status_code == 200 and response.json == {"value": {"part": 7}}
-    other = client.get(f"/execution/store/ti/{ids[('copy', 0)]}/checkpoint", headers=headers)
+    other = client.get(key_url(ids[("copy", 0)], "checkpoint"), headers=headers)
     assert other.status_code == 403
 
 
@@ -160,7 +155,7 @@ def test_token_for_an_unknown_task_instance_fails_clearly(runner, ti_id, unknown
 
 
 @pytest.fixture
-def mixed_keys(client, make_run, worker_auth):
+def mixed_keys(make_run, worker_put):
     """Five expired keys spread over task instances and runs, two live ones and two that
     never expire."""
     first = make_run(run_id="run_1", tasks=(("task", None), ("mapped", [0, 1])))
@@ -175,7 +170,7 @@ def mixed_keys(client, make_run, worker_auth):
         (first[("mapped", 0)], "never/a", None), (second["task"], "never/b", None),
     ]
     for ti, key, expires_at in writes:
-        worker_put(client, ti, worker_auth(ti), key, {"key": key}, expires_at)
+        worker_put(ti, key, {"key": key}, expires_at)
     return {"first": first, "second": second}
 
 
@@ -207,7 +202,7 @@ def test_clean_removes_only_expired_keys_in_batches(app, make_app, mixed_keys, c
     assert stored_keys(app) == KEPT
     # What is left still works for the workers.
     ti = mixed_keys["second"]["task"]
-    response = client.get(f"/execution/store/ti/{ti}/never/b", headers=worker_auth(ti))
+    response = client.get(key_url(ti, "never/b"), headers=worker_auth(ti))
     assert response.status_code == 200 and response.json == {"value": {"key": "never/b"}}
 
     again = batched.test_cli_runner().invoke(args=["clean"])
@@ -243,8 +238,8 @@ def test_clean_dry_run_lists_expired_keys_and_deletes_nothing(app, make_app, mix
     assert len(before) == 9
 
 
-def test_clean_with_nothing_expired(app, runner, client, ti_id, worker_auth):
-    worker_put(client, ti_id, worker_auth(ti_id), "job", 1)
+def test_clean_with_nothing_expired(app, runner, ti_id, worker_put):
+    worker_put(ti_id, "job", 1)
     dry = runner.invoke(args=["clean", "--dry-run"])
     assert dry.exit_code == 0 and dry.stdout.strip() == "0 expired keys would be deleted"
     result = runner.invoke(args=["clean"])
@@ -325,7 +320,7 @@ def test_demo_keys_are_readable_by_workers_until_they_expire(app, client, runner
 
     for row, status in ((live, 200), (expired, 404)):
         token = last_line(runner.invoke(args=["token", str(row.id)]))
-        response = client.get(f"/execution/store/ti/{row.id}/{row.key}", headers={"Authorization": f"Bearer {token}"})
+        response = client.get(key_url(row.id, row.key), headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == status, row
         if status == 200:
             assert response.json == {"value": json.loads(row.value)}

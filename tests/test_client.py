@@ -11,6 +11,7 @@ import httpx
 import jwt
 import pytest
 
+from support import SECRET_KEY, new_uuid
 from webapp.client import (
     NEVER_EXPIRE,
     AuthenticationError,
@@ -23,8 +24,6 @@ from webapp.client import (
     TaskStoreHTTPError,
     ValidationError,
 )
-
-from conftest import SECRET_KEY, new_uuid
 
 TOLERANCE = timedelta(seconds=2)
 
@@ -97,7 +96,8 @@ def test_set_get_round_trip_keeps_value_and_type(store, value):
 
 @pytest.mark.parametrize(
     "key",
-    ["spark/job_id", "a/b/c/", "/leading", "/", "//", "a//b", ".", "..", "../x", "./", "ключ/✓ 🚀", "spaces and ?query=1#frag", "100%", "+plus&amp", "~tilde"],
+    ["spark/job_id", "a/b/c/", "/leading", "/", "//", "a//b", ".", "..", "../x", "./", "ключ/✓ 🚀",
+     "spaces and ?query=1#frag", "100%", "+plus&amp", "~tilde"],
 )
 def test_keys_with_reserved_and_unicode_characters(store, stored_rows, key):
     store.set(key, {"key": key})

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, inspect, select
 
+from support import put_key, store_url
 from webapp import create_app
 from webapp.config import ConfigError
 from webapp.extensions import db
@@ -102,15 +103,15 @@ def test_settings_from_the_environment_change_behaviour(migrated_database, make_
                               json={"dag_run_id": "r1", "tasks": [{"task_id": "t"}]})
         assert created.status_code == 201
         ti = created.json["task_instances"][0]["id"]
-        ti_url = "/api/v2/dags/dag/dagRuns/r1/taskInstances/t"
+        ti_url = "/api/v2/dags/dag/dagRuns/r1/taskInstances/t"  # the admin API's task instance
 
         issued = client.post(f"/api/v2/taskInstances/{ti}/token", headers=admin).json
         assert datetime.fromisoformat(issued["expires_at"]) <= datetime.now(UTC) + timedelta(seconds=90)
         worker = {"Authorization": f"Bearer {issued['token']}"}
-        assert client.put(f"/execution/store/ti/{ti}/job", headers=worker,
-                          json={"value": "j", "expires_at": None}).status_code == 204
+        put_key(client, worker, ti, "job", "j")
 
-        edited = client.put(f"{ti_url}/state-store/note", headers=admin, json={"value": 1, "expires_at": "default"})
+        edited = client.put(store_url("note", run="r1", task="t"), headers=admin,
+                            json={"value": 1, "expires_at": "default"})
         assert edited.status_code == 201, edited.json
         expires_at = datetime.fromisoformat(edited.json["expires_at"])
         assert datetime.now(UTC) + timedelta(days=2) < expires_at <= datetime.now(UTC) + timedelta(days=3)

@@ -27,21 +27,18 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from conftest import free_port, settings_for
 from servers import Outcome, kill, run_threads, server_env, start_server, timed
+from support import free_port, key_url, settings_for, store_url
+
+pytestmark = pytest.mark.slow  # server processes under load, a private PostgreSQL cluster
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
-
-
-def key_url(ti: str, key: str) -> str:
-    return f"/execution/store/ti/{ti}/{quote(key, safe='')}"
 
 
 def reason(outcome: Outcome) -> str | None:
@@ -160,7 +157,8 @@ def seed_task_instance(database_url: str, instance_path: Path) -> tuple[str, dic
 
 
 @pytest.mark.skipif(not TEST_DATABASE_URL.startswith("postgresql"),
-                    reason="runs in the PostgreSQL pass (TEST_DATABASE_URL=postgresql://...); it uses a private cluster")
+                    reason="runs in the PostgreSQL pass (TEST_DATABASE_URL=postgresql://...); "
+                           "it uses a private cluster")
 @pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason=f"{PG_BIN}/initdb is not installed")
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run PostgreSQL as the postgres user")
 def test_postgresql_restart_under_write_load(tmp_path):
@@ -281,7 +279,7 @@ def test_sqlite_with_writers_in_several_processes_never_answers_500(migrated_dat
                         done.append(timed("delete", "hot", lambda: client.delete(key_url(ti, "hot"), headers=auth)))
                     elif kind == 8:  # the admin API: read, then a versioned update (several statements)
                         done.append(timed("admin put", "shared", lambda: client.put(
-                            "/api/v2/dags/dag/dagRuns/run_1/taskInstances/task/state-store/shared",
+                            store_url("shared"),
                             headers=admin, json={"value": [n, i], "expires_at": None})))
                     elif i % 20 == 9:  # runs created and deleted: multi-row transactions
                         run = f"r{n}-{i}"
@@ -291,8 +289,7 @@ def test_sqlite_with_writers_in_several_processes_never_answers_500(migrated_dat
                         done.append(timed("delete run", run, lambda: client.delete(
                             f"/api/v2/dags/load/dagRuns/{run}", headers=admin)))
                     else:
-                        done.append(timed("clear", None, lambda: client.delete(f"/execution/store/ti/{ti}",
-                                                                                headers=auth)))
+                        done.append(timed("clear", None, lambda: client.delete(key_url(ti), headers=auth)))
                     i += 1
             return done
 

@@ -17,9 +17,11 @@ import json
 import math
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from support import canonical, key_url, store_url
 from webapp import models
 
 FUZZ = settings(max_examples=60, derandomize=True, deadline=None, database=None,
@@ -56,10 +58,6 @@ def is_storable(value) -> bool:
     return fine(value)
 
 
-def canonical(value) -> str:
-    return json.dumps(value, sort_keys=True)
-
-
 def assert_json_error(response, *statuses: int) -> dict:
     assert response.status_code in statuses, (response.status_code, response.text[:300])
     assert response.mimetype == "application/json", response.text[:300]
@@ -71,10 +69,6 @@ def assert_json_error(response, *statuses: int) -> dict:
 def encode_body(body) -> bytes:
     """JSON as a client would send it; NaN and Infinity as the non-standard tokens Python writes."""
     return json.dumps(body, allow_nan=True).encode("utf-8", "surrogatepass")
-
-
-def key_url(ti: str, key: str) -> str:
-    return f"/execution/store/ti/{ti}/{quote(key, safe='')}"
 
 
 def is_valid_key(key: str) -> bool:
@@ -164,10 +158,6 @@ def test_arbitrary_put_bodies_are_stored_or_refused_with_json(client, ti_id, aut
 # --- the admin API ----------------------------------------------------------------------------
 
 
-def store_url(key: str) -> str:
-    return f"{API}/dags/dag/dagRuns/run_1/taskInstances/task/state-store/{quote(key, safe='')}"
-
-
 def test_admin_key_bodies_are_stored_as_sent_or_refused_with_json(client, ti_id, admin_auth, stored_rows):
     editor = admin_auth("editor")
 
@@ -195,25 +185,13 @@ def test_admin_key_bodies_are_stored_as_sent_or_refused_with_json(client, ti_id,
     check()
 
 
-def table_contents(app) -> dict:
-    from sqlalchemy import select
-
-    from webapp.extensions import db
-
-    with app.app_context():
-        found = {table.name: sorted(map(repr, db.session.execute(select(table)).all()))
-                 for table in db.metadata.sorted_tables}
-        db.session.remove()
-    return found
-
-
 names = st.text(max_size=6) | st.sampled_from(["r1", "", "x" * 251]) | json_values
 tasks = st.lists(st.fixed_dictionaries({"task_id": names}, optional={
     "map_indexes": st.none() | st.lists(st.integers(-3, 3) | json_scalars, max_size=3) | json_values,
     "other": json_values}) | json_values, max_size=3) | json_values
 
 
-def test_admin_run_bodies_are_accepted_or_refused_with_json(app, client, make_run, admin_auth):
+def test_admin_run_bodies_are_accepted_or_refused_with_json(client, make_run, admin_auth, table_contents):
     make_run()  # dag/run_1 exists: creating it again is a 409
     admin = admin_auth("admin")
 
@@ -223,7 +201,7 @@ def test_admin_run_bodies_are_accepted_or_refused_with_json(app, client, make_ru
         | st.just("2024-01-01T00:00:00+02:00") | json_scalars, "tasks": tasks, "extra": json_values,
     }) | json_values)
     def check(body):
-        before = table_contents(app)
+        before = table_contents()
         response = client.post(f"{API}/dags/dag/dagRuns", headers=admin, data=encode_body(body))
         if response.status_code == 201:
             created = response.get_json()
@@ -232,7 +210,7 @@ def test_admin_run_bodies_are_accepted_or_refused_with_json(app, client, make_ru
             assert deleted.status_code == 204, deleted.text
         else:
             assert_json_error(response, 409, 422)
-        assert table_contents(app) == before
+        assert table_contents() == before
 
     check()
 
@@ -304,6 +282,7 @@ def schemathesis_failures(app, headers_for, path_parameters: dict, examples: int
     return failures
 
 
+@pytest.mark.slow  # about 7 s
 def test_schemathesis_every_operation_conforms_to_the_served_document(app, make_run, worker_auth, admin_auth):
     ti = make_run(tasks=(("task", None),))["task"]
     worker, admin = worker_auth(ti), admin_auth("admin")
@@ -316,25 +295,15 @@ def test_schemathesis_every_operation_conforms_to_the_served_document(app, make_
     assert failures == [], "\n".join(failures)
 
 
-def test_integer_query_parameters_of_any_size_are_never_a_5xx(app, client, make_run, admin_auth):
+def test_integer_query_parameters_of_any_size_are_never_a_5xx(client, make_run, admin_auth, login_as):
     """Numbers past the 32-bit columns overflowed in the database (a 500) in both the admin API
     and the UI before int_arg bounded them."""
     make_run()
     admin = admin_auth("viewer")
-    from webapp.auth import users
-    from webapp.extensions import db
-
-    with app.app_context():
-        users.create("quinn", "correct horse battery", "viewer")
-        db.session.commit()
-    page = client.get("/login").text
-    import re
-    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    assert client.post("/login", data={"username": "quinn", "password": "correct horse battery",
-                                       "csrf_token": csrf}).status_code == 302
+    login_as("viewer", "quinn")  # the UI pages below answer the client's session
     urls = [f"{API}/dags", f"{API}/dags/dag/dagRuns", f"{API}/dags/dag/dagRuns/run_1/taskInstances",
             f"{API}/dags/dag/dagRuns/run_1/taskInstances/task",
-            f"{API}/dags/dag/dagRuns/run_1/taskInstances/task/state-store",
+            store_url(),
             "/dags/dag", "/dags/dag/runs/run_1", "/dags/dag/runs/run_1/tasks/task", "/search"]
 
     @settings(FUZZ, max_examples=40)

@@ -12,7 +12,8 @@ def test_openapi_document_is_valid_and_covers_every_api_route(client, app):
     validate(spec)
     documented = {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops}
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith(("/execution", "/api/v2")) or rule.rule.endswith(("/<ti_id>/", "openapi.json", "/docs")):
+        if not rule.rule.startswith(("/execution", "/api/v2")) \
+                or rule.rule.endswith(("/<ti_id>/", "openapi.json", "/docs")):
             continue
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:

@@ -19,12 +19,12 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta, timezone
-from urllib.parse import quote
 
 import httpx
 import pytest
 
 from servers import Outcome, run_threads, timed
+from support import key_url, store_url
 from webapp import store
 from webapp.errors import KeyNotFound
 from webapp.extensions import db
@@ -32,10 +32,6 @@ from webapp.extensions import db
 THREADS = 32
 SECONDS = 3.0
 MAX_REQUESTS = 60  # per thread
-
-
-def key_url(ti: str, key: str) -> str:
-    return f"/execution/store/ti/{ti}/{quote(key, safe='')}"
 
 
 def bounded(start: threading.Event):
@@ -107,7 +103,7 @@ def test_clear_racing_set_never_keeps_a_write_acknowledged_before_the_clear(make
         done = []
         for i in bounded(start):
             if n % 8 == 0:  # 4 clearers, 28 writers (a few deletes among them)
-                done.append(timed("clear", None, lambda: client.delete(f"/execution/store/ti/{racing}")))
+                done.append(timed("clear", None, lambda: client.delete(key_url(racing))))
             elif i % 7 == 6:
                 key = keys[(n + i) % len(keys)]
                 done.append(timed("delete", key, lambda: client.delete(key_url(racing, key))))
@@ -152,7 +148,7 @@ def test_admin_edits_without_if_match_racing_workers_are_never_refused(ti_id, wo
     """No If-Match means no precondition: an edit racing a worker's write is retried, not a 412
     (it was answered 412 "changed while saving" before the fix in store.put_entry/patch_value)."""
     admin = admin_auth("editor")
-    url = f"/api/v2/dags/dag/dagRuns/run_1/taskInstances/task/state-store/{quote('hot/key', safe='')}"
+    url = store_url("hot/key")
     assert worker_http(ti_id).put(key_url(ti_id, "hot/key"), json={"value": 0}).status_code == 204
 
     def worker(n: int, start: threading.Event) -> list:
@@ -182,7 +178,7 @@ BOUNDARIES = [
     datetime(2031, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # ... and the next year
     datetime(2031, 3, 30, 1, 0, 0, 1, tzinfo=UTC),  # a daylight-saving change in Europe
 ]
-OFFSETS = [timezone.utc, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8)),
+OFFSETS = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8)),
            timezone(timedelta(hours=14))]
 
 
@@ -208,7 +204,8 @@ def views_at(scope, key: str, now: datetime) -> dict[str, bool]:
 def test_a_key_expiring_at_t_is_readable_before_t_and_gone_at_t(app, ti_id, boundary):
     with app.app_context():
         scope = store.find(store.TASK_INSTANCE_BY_ID, ti_id=uuid.UUID(ti_id))
-        store.write(store.TASK_INSTANCE_BY_ID, "k", '"v"', boundary, now=boundary - timedelta(days=1), ti_id=scope.ti_id)
+        store.write(store.TASK_INSTANCE_BY_ID, "k", '"v"', boundary, now=boundary - timedelta(days=1),
+                    ti_id=scope.ti_id)
         db.session.commit()
         for offset in OFFSETS:  # the same instants, written in other time zones
             before, at, after = ((boundary + delta).astimezone(offset) for delta in (-MICRO, timedelta(0), MICRO))
@@ -245,8 +242,7 @@ def test_expiry_sent_through_the_worker_api_in_any_offset_is_the_same_instant(ap
 
 def test_expiry_sent_through_the_admin_api_with_an_offset_is_the_same_instant(app, client, ti_id, admin_auth):
     boundary = datetime(2031, 5, 6, 7, 8, 9, 123457, tzinfo=UTC)
-    url = "/api/v2/dags/dag/dagRuns/run_1/taskInstances/task/state-store/k"
-    response = client.put(url, headers=admin_auth("editor"),
+    response = client.put(store_url("k"), headers=admin_auth("editor"),
                           json={"value": 1, "expires_at": "2031-05-06T16:08:09.123457+09:00"})
     assert response.status_code == 201, response.text
     assert datetime.fromisoformat(response.get_json()["expires_at"]) == boundary

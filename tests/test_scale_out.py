@@ -6,12 +6,13 @@ the other at once; an admin edit through one, based on a version read there, is 
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import httpx
 import pytest
 
 from servers import start_server
+from support import key_url, store_url
+
+pytestmark = pytest.mark.slow  # two server processes
 
 API = "/api/v2"
 
@@ -37,28 +38,20 @@ def clients(two_servers):
         client.close()
 
 
-def key_url(ti: str, key: str) -> str:
-    return f"/execution/store/ti/{ti}/{quote(key, safe='')}"
-
-
-def store_url(key: str | None = None, *, dag="dag", run="run_1", task="task") -> str:
-    base = f"{API}/dags/{dag}/dagRuns/{run}/taskInstances/{task}/state-store"
-    return base if key is None else f"{base}/{quote(key, safe='')}"
-
-
 def test_a_write_through_one_is_read_through_the_other_at_once(clients, ti_id, worker_auth):
     a, b = clients
     auth = worker_auth(ti_id)
     for i in range(20):  # alternate the direction; every read follows its write immediately
         writer, reader = (a, b) if i % 2 == 0 else (b, a)
         key = f"spark/job-{i % 3}"  # overwrites too, not only new keys
-        assert writer.put(key_url(ti_id, key), headers=auth, json={"value": {"i": i}, "expires_at": None}).status_code == 204
+        written = writer.put(key_url(ti_id, key), headers=auth, json={"value": {"i": i}, "expires_at": None})
+        assert written.status_code == 204
         read = reader.get(key_url(ti_id, key), headers=auth)
         assert read.status_code == 200 and read.json() == {"value": {"i": i}}, (i, read.text)
 
     assert a.delete(key_url(ti_id, "spark/job-0"), headers=auth).status_code == 204
     assert b.get(key_url(ti_id, "spark/job-0"), headers=auth).status_code == 404
-    assert b.delete(f"/execution/store/ti/{ti_id}", headers=auth).status_code == 204
+    assert b.delete(key_url(ti_id), headers=auth).status_code == 204
     for key in ("spark/job-1", "spark/job-2"):
         assert a.get(key_url(ti_id, key), headers=auth).status_code == 404
 

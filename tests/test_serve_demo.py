@@ -7,8 +7,11 @@ import sys
 import time
 
 import httpx
+import pytest
 
-from conftest import free_port
+from support import csrf_token, free_port
+
+pytestmark = pytest.mark.slow  # starts `taskstore serve --demo`
 
 
 def test_serve_demo_starts_with_data_a_key_and_a_login(tmp_path):
@@ -39,7 +42,7 @@ def test_serve_demo_starts_with_data_a_key_and_a_login(tmp_path):
 
         with httpx.Client(base_url=base) as browser:
             page = browser.get("/login").text
-            token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+            token = csrf_token(page)
             response = browser.post("/login", data={"username": "admin", "password": password, "csrf_token": token})
             assert response.status_code == 302
             assert "spark_daily_aggregation" in browser.get("/").text

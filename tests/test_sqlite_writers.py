@@ -10,9 +10,8 @@ import time
 import pytest
 from sqlalchemy.engine import make_url
 
+from support import detail, worker_call
 from webapp.database import WRITER_QUEUE
-
-from test_worker_api import call, detail
 
 
 @pytest.fixture
@@ -64,7 +63,7 @@ def test_a_write_stuck_behind_the_queue_is_a_quick_503_and_then_works(sqlite_onl
 
     with queue.turn():  # another thread of this process is writing, for longer than the busy timeout
         started = time.monotonic()
-        response = call(client, method, ti_id, "seed", auth, value="overwritten")
+        response = worker_call(client, method, ti_id, "seed", auth, value="overwritten")
         elapsed = time.monotonic() - started
         assert response.status_code == 503
         assert detail(response)["reason"] == "database_unavailable"
@@ -72,16 +71,16 @@ def test_a_write_stuck_behind_the_queue_is_a_quick_503_and_then_works(sqlite_onl
         assert 0.15 < elapsed < 5
         assert stored_rows() == seeded
 
-        assert call(client, "GET", ti_id, "seed", auth).status_code == 200  # reads do not queue
+        assert worker_call(client, "GET", ti_id, "seed", auth).status_code == 200  # reads do not queue
 
-    assert call(client, method, ti_id, "seed", auth, value="overwritten").status_code == 204
+    assert worker_call(client, method, ti_id, "seed", auth, value="overwritten").status_code == 204
 
 
 def test_a_refused_write_gives_up_its_turn(sqlite_only, make_app, worker_auth):
     app = make_app(sqlite_busy_timeout_ms=200)
     client = app.test_client()
     unknown = "00000000-0000-4000-8000-000000000000"
-    response = call(client, "PUT", unknown, "k", worker_auth(unknown))
+    response = worker_call(client, "PUT", unknown, "k", worker_auth(unknown))
     assert response.status_code == 404  # raised inside its turn, by the write itself
     with app.extensions[WRITER_QUEUE].turn():  # 503 after 200 ms had the refused write kept it
         pass

@@ -35,7 +35,8 @@ def failing_first(times: int, error, write, *, writes_before_failing: bool):
 
 
 def core_write(ti_id):
-    return lambda value, connection: store.write(store.TASK_INSTANCE_BY_ID, value, "1", None, connection=connection, ti_id=uuid.UUID(ti_id))
+    return lambda value, connection: store.write(store.TASK_INSTANCE_BY_ID, value, "1", None, connection=connection,
+                                                 ti_id=uuid.UUID(ti_id))
 
 
 def session_write(ti_id):

@@ -3,6 +3,7 @@ protection on: every action as a full-page form post and as an htmx request."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from html import unescape
@@ -11,32 +12,12 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import select
 
-from test_ui import PASSWORD, csrf_token, log_in, put_key, table_rows
-from webapp.auth import users
+from support import csrf_token, key_url, log_in, table_rows, ti_page_url
 from webapp.extensions import db
 from webapp.models import KeyChange, utcnow
 
 HTMX = {"HX-Request": "true"}
-PAGE = "/dags/dag/runs/run_1/tasks/task"
-
-
-def url(action: str = "", key: str | None = None, **args) -> str:
-    query = {**({"key": key} if key is not None else {}), **args}
-    suffix = "&".join(f"{name}={quote(str(value), safe='')}" for name, value in query.items())
-    return PAGE + (f"/{action}" if action else "") + (f"?{suffix}" if suffix else "")
-
-
-@pytest.fixture
-def login_as(app, client):
-    def _login(role: str, username: str | None = None):
-        username = username or role
-        with app.app_context():
-            users.create(username, PASSWORD, role)
-            db.session.commit()
-        assert log_in(client, username).status_code == 302
-        return client
-
-    return _login
+PAGE = ti_page_url()  # the default task instance's page: /dags/dag/runs/run_1/tasks/task
 
 
 @pytest.fixture
@@ -71,7 +52,7 @@ def history_rows(app):
 def add(client, key="k", value='{"a": 1}', expiration="default", expires_at="", **extra):
     data = {"csrf_token": token(client), "key": key, "value": value, "expiration": expiration,
             "expires_at": expires_at, **extra}
-    return client.post(url(), data=data)
+    return client.post(PAGE, data=data)
 
 
 # --- who sees what ----------------------------------------------------------------------------
@@ -90,31 +71,32 @@ def test_editors_get_the_add_form_with_its_accessible_names(editor):
     assert ">Clear all keys</button>" in html and "every map index" not in html
 
 
-def test_default_retention_of_zero_says_never(make_app, make_user_with_app):
-    editor = make_user_with_app(make_app(default_retention_days=0), "editor")
-    assert "Default (never expires)" in editor.get(PAGE).text
-
-
 @pytest.fixture
-def make_user_with_app(make_run):
-    def _make(app, role):
+def editor_of(make_run, make_user):
+    """An editor logged in to an app made with other settings (``make_app``), on the default run."""
+
+    def _make(app):
         client = app.test_client()
-        with app.app_context():
-            users.create(role, PASSWORD, role)
-            db.session.commit()
-        assert log_in(client, role).status_code == 302
+        assert log_in(client, make_user("editor", "editor")).status_code == 302
         make_run()
         return client
 
     return _make
 
 
-def test_viewers_see_no_edit_controls(login_as, ti_id, worker_auth):
-    viewer = login_as("viewer")
-    put_key(viewer, worker_auth, ti_id, "k", 1)
-    html = viewer.get(PAGE).text
-    for control in (">Edit<", ">Delete<", "Add key", "Clear all keys", "+1 hour", "Actions"):
-        assert control not in html
+def test_default_retention_of_zero_says_never(make_app, editor_of):
+    editor = editor_of(make_app(default_retention_days=0))
+    assert "Default (never expires)" in editor.get(PAGE).text
+
+
+def test_viewers_see_no_edit_controls(client, login_as, ti_id, worker_put):
+    worker_put(ti_id, "k", 1, utcnow() + timedelta(hours=1))  # with an expiry, editors get the Extend buttons
+    controls = [">Edit<", ">Delete<", "Add key", "Clear all keys", "+1 hour", "Actions"]
+    as_editor = login_as("editor").get(PAGE).text
+    assert [control for control in controls if control not in as_editor] == []  # so their absence below tells
+    client.post("/logout", data={"csrf_token": csrf_token(as_editor)})
+    as_viewer = login_as("viewer").get(PAGE).text
+    assert [control for control in controls if control in as_viewer] == []
 
 
 def test_mapped_task_instances_offer_clearing_every_map_index(login_as, make_run):
@@ -181,9 +163,8 @@ def test_a_bad_value_is_refused_beside_the_field_and_kept(editor, stored_rows, a
     assert stored_rows() == [] and history_rows(app) == []
 
 
-def test_a_value_over_the_size_limit_is_refused(make_app, make_user_with_app, stored_rows):
-    app = make_app(max_value_bytes=1024)
-    editor = make_user_with_app(app, "editor")
+def test_a_value_over_the_size_limit_is_refused(make_app, editor_of, stored_rows):
+    editor = editor_of(make_app(max_value_bytes=1024))
     big = '"' + "x" * 1100 + '"'
     response = add(editor, "big", big)
     assert response.status_code == 422
@@ -198,8 +179,8 @@ def test_a_bad_key_is_refused(editor, stored_rows):
     assert stored_rows() == []
 
 
-def test_adding_an_existing_key_is_refused_not_overwritten(editor, ti_id, worker_auth, stored_rows):
-    put_key(editor, worker_auth, ti_id, "k", "from the worker")
+def test_adding_an_existing_key_is_refused_not_overwritten(editor, ti_id, worker_put, stored_rows):
+    worker_put(ti_id, "k", "from the worker")
     response = add(editor, "k", '"from the form"')
     assert response.status_code == 422
     assert "A key named &#39;k&#39; already exists; edit it instead." in response.text
@@ -209,22 +190,18 @@ def test_adding_an_existing_key_is_refused_not_overwritten(editor, ti_id, worker
 # --- edit -------------------------------------------------------------------------------------
 
 
-def test_edit_in_place_with_htmx(editor, ti_id, worker_auth, stored_rows, app):
-    put_key(editor, worker_auth, ti_id, "checkpoint", {"offset": 1}, utcnow() + timedelta(hours=6))
-    page = editor.get(PAGE).text
-    assert f'hx-get="{PAGE}/edit" hx-target="closest tr" hx-swap="outerHTML"' in page
-    assert '<button type="submit" aria-label="Edit checkpoint">Edit</button>' in page
-
-    fragment = editor.get(url("edit", "checkpoint"), headers=HTMX)
+def test_edit_in_place_with_htmx(editor, ti_id, worker_put, stored_rows, app):
+    worker_put(ti_id, "checkpoint", {"offset": 1}, utcnow() + timedelta(hours=6))
+    # What htmx swaps in place of the row (tests/e2e clicks through it in a browser).
+    fragment = editor.get(ti_page_url(action="edit", key="checkpoint"), headers=HTMX)
     assert fragment.status_code == 200 and "<html" not in fragment.text
-    assert fragment.text.lstrip().startswith("<tr") and 'class="editing"' in fragment.text
-    assert f'hx-post="{PAGE}/edit?key=checkpoint"' in fragment.text
+    assert fragment.text.lstrip().startswith("<tr") and 'class="editing"' in fragment.text  # pauses the polling
     assert "&#34;offset&#34;: 1" in fragment.text  # the value, pretty-printed for editing
     assert '<option selected value="keep">Keep (in 6 hours)</option>' in fragment.text
     form = Form(fragment.text)
     before = rows(stored_rows)["checkpoint"]
 
-    saved = editor.post(url("edit", "checkpoint"), headers=HTMX, data={
+    saved = editor.post(ti_page_url(action="edit", key="checkpoint"), headers=HTMX, data={
         "csrf_token": form.token, "version": form.version(), "value": '{"offset": 2}', "expiration": "keep",
     })
     assert saved.status_code == 200 and "<html" not in saved.text
@@ -237,55 +214,56 @@ def test_edit_in_place_with_htmx(editor, ti_id, worker_auth, stored_rows, app):
     assert (change.old_value, change.new_value) == ('{"offset":1}', '{"offset":2}')
 
 
-def test_edit_the_expiry_to_never_and_to_a_custom_time(editor, ti_id, worker_auth, stored_rows):
-    put_key(editor, worker_auth, ti_id, "k", 1, utcnow() + timedelta(hours=1))
-    form = Form(editor.get(url("edit", "k"), headers=HTMX).text)
-    editor.post(url("edit", "k"), headers=HTMX, data={
+def test_edit_the_expiry_to_never_and_to_a_custom_time(editor, ti_id, worker_put, stored_rows):
+    worker_put(ti_id, "k", 1, utcnow() + timedelta(hours=1))
+    form = Form(editor.get(ti_page_url(action="edit", key="k"), headers=HTMX).text)
+    editor.post(ti_page_url(action="edit", key="k"), headers=HTMX, data={
         "csrf_token": form.token, "version": form.version(), "value": "1", "expiration": "never"})
     assert rows(stored_rows)["k"].expires_at is None
 
     moment = (utcnow() + timedelta(days=3)).replace(second=0, microsecond=0)
-    form = Form(editor.get(url("edit", "k"), headers=HTMX).text)
-    response = editor.post(url("edit", "k"), headers=HTMX, data={
+    form = Form(editor.get(ti_page_url(action="edit", key="k"), headers=HTMX).text)
+    response = editor.post(ti_page_url(action="edit", key="k"), headers=HTMX, data={
         "csrf_token": form.token, "version": form.version(), "value": "1", "expiration": "custom",
         "expires_at": moment.strftime("%Y-%m-%dT%H:%M")})
     assert "in 3 days" in response.text or "in 2 days" in response.text
     assert rows(stored_rows)["k"].expires_at == moment
 
 
-def test_edit_without_javascript_is_a_page_and_a_redirect(editor, ti_id, worker_auth, stored_rows):
-    put_key(editor, worker_auth, ti_id, "a/b?c#d", [1])
-    page = editor.get(url("edit", "a/b?c#d"))
+def test_edit_without_javascript_is_a_page_and_a_redirect(editor, ti_id, worker_put, stored_rows):
+    worker_put(ti_id, "a/b?c#d", [1])
+    page = editor.get(ti_page_url(action="edit", key="a/b?c#d"))
     assert page.status_code == 200 and "<html" in page.text
-    assert '<label for="edit-1-value">Value</label>' in page.text or 'for="edit-' in page.text
+    field_id = re.search(r'<label for="(edit-\d+-value)">Value</label>', page.text).group(1)
+    assert re.search(f'<textarea [^>]*id="{field_id}"', page.text)  # the label names the Value field
     assert '<button type="submit" class="primary">Save</button>' in page.text
     form = Form(page.text)
-    response = editor.post(url("edit", "a/b?c#d"), data={
+    response = editor.post(ti_page_url(action="edit", key="a/b?c#d"), data={
         "csrf_token": form.token, "version": form.version(), "value": "[1, 2]", "expiration": "never"})
     assert response.status_code == 303 and response.headers["Location"] == PAGE
     assert rows(stored_rows)["a/b?c#d"].value == "[1,2]"
 
 
-def test_a_bad_value_in_the_edit_form_is_refused_and_kept(editor, ti_id, worker_auth, stored_rows):
-    put_key(editor, worker_auth, ti_id, "k", 1)
-    form = Form(editor.get(url("edit", "k"), headers=HTMX).text)
+def test_a_bad_value_in_the_edit_form_is_refused_and_kept(editor, ti_id, worker_put, stored_rows):
+    worker_put(ti_id, "k", 1)
+    form = Form(editor.get(ti_page_url(action="edit", key="k"), headers=HTMX).text)
     data = {"csrf_token": form.token, "version": form.version(), "value": "{oops", "expiration": "keep"}
-    fragment = editor.post(url("edit", "k"), headers=HTMX, data=data)
+    fragment = editor.post(ti_page_url(action="edit", key="k"), headers=HTMX, data=data)
     assert fragment.status_code == 422  # htmx is configured to swap 422: the form comes back with its error
     assert 'class="field-error">Value is not valid JSON' in fragment.text and "{oops</textarea>" in fragment.text
-    assert editor.post(url("edit", "k"), data=data).status_code == 422
+    assert editor.post(ti_page_url(action="edit", key="k"), data=data).status_code == 422
     assert rows(stored_rows)["k"].value == "1"
 
 
 @pytest.mark.parametrize("htmx", [False, True])
-def test_a_stale_edit_is_refused_and_shows_the_current_value(editor, ti_id, worker_auth, stored_rows, app, htmx):
-    put_key(editor, worker_auth, ti_id, "k", "first")
+def test_a_stale_edit_is_refused_and_shows_the_current_value(editor, ti_id, worker_put, stored_rows, app, htmx):
+    worker_put(ti_id, "k", "first")
     headers = HTMX if htmx else {}
-    form = Form(editor.get(url("edit", "k"), headers=headers).text)
-    put_key(editor, worker_auth, ti_id, "k", {"written": "by the worker"})  # meanwhile
+    form = Form(editor.get(ti_page_url(action="edit", key="k"), headers=headers).text)
+    worker_put(ti_id, "k", {"written": "by the worker"})  # meanwhile
 
     data = {"csrf_token": form.token, "version": form.version(), "value": '"mine"', "expiration": "keep"}
-    response = editor.post(url("edit", "k"), headers=headers, data=data)
+    response = editor.post(ti_page_url(action="edit", key="k"), headers=headers, data=data)
     assert response.status_code == 409
     assert "A worker changed this key since you opened the form; nothing was changed." in response.text
     assert "&#34;written&#34;: &#34;by the worker&#34;" in response.text  # the current value
@@ -297,27 +275,27 @@ def test_a_stale_edit_is_refused_and_shows_the_current_value(editor, ti_id, work
     again = Form(response.text)
     assert again.version() != form.version()
     data.update(version=again.version(), csrf_token=again.token)
-    assert editor.post(url("edit", "k"), headers=headers, data=data).status_code in (200, 303)
+    assert editor.post(ti_page_url(action="edit", key="k"), headers=headers, data=data).status_code in (200, 303)
     assert rows(stored_rows)["k"].value == '"mine"'
 
 
-def test_editing_a_key_deleted_meanwhile_is_refused(editor, ti_id, worker_auth, stored_rows):
-    put_key(editor, worker_auth, ti_id, "k", 1)
-    form = Form(editor.get(url("edit", "k"), headers=HTMX).text)
-    editor.delete(f"/execution/store/ti/{ti_id}/k", headers=worker_auth(ti_id))
-    response = editor.post(url("edit", "k"), headers=HTMX, data={
+def test_editing_a_key_deleted_meanwhile_is_refused(editor, ti_id, worker_auth, stored_rows, worker_put):
+    worker_put(ti_id, "k", 1)
+    form = Form(editor.get(ti_page_url(action="edit", key="k"), headers=HTMX).text)
+    editor.delete(key_url(ti_id, "k"), headers=worker_auth(ti_id))
+    response = editor.post(ti_page_url(action="edit", key="k"), headers=HTMX, data={
         "csrf_token": form.token, "version": form.version(), "value": "2", "expiration": "keep"})
     assert "This key was deleted or has expired since you opened the form" in response.text
     assert stored_rows() == []
-    assert editor.get(url("edit", "k"), headers=HTMX).text == ""  # its row goes
-    assert editor.get(url("edit", "k")).status_code == 404
+    assert editor.get(ti_page_url(action="edit", key="k"), headers=HTMX).text == ""  # its row goes
+    assert editor.get(ti_page_url(action="edit", key="k")).status_code == 404
 
 
-def test_cancel_puts_the_row_back(editor, ti_id, worker_auth):
-    put_key(editor, worker_auth, ti_id, "k", 1)
-    fragment = editor.get(url("edit", "k"), headers=HTMX).text
-    assert f'hx-get="{PAGE}/row?key=k"' in fragment and f'href="{PAGE}"' in fragment
-    row = editor.get(url("row", "k"), headers=HTMX)
+def test_cancel_puts_the_row_back(editor, ti_id, worker_put):
+    worker_put(ti_id, "k", 1)
+    fragment = editor.get(ti_page_url(action="edit", key="k"), headers=HTMX).text
+    assert re.search(f'<a href="{PAGE}"[^>]*>Cancel</a>', fragment)  # without JavaScript: back to the page
+    row = editor.get(ti_page_url(action="row", key="k"), headers=HTMX)  # with htmx: the row comes back
     assert row.text.lstrip().startswith("<tr") and "<code>k</code>" in row.text
 
 
@@ -325,13 +303,11 @@ def test_cancel_puts_the_row_back(editor, ti_id, worker_auth):
 
 
 @pytest.mark.parametrize("htmx", [False, True])
-def test_extend_by_a_day_from_the_current_expiry(editor, ti_id, worker_auth, stored_rows, app, htmx):
-    put_key(editor, worker_auth, ti_id, "k", {"v": 1}, utcnow() + timedelta(hours=2))
+def test_extend_by_a_day_from_the_current_expiry(editor, ti_id, worker_put, stored_rows, app, htmx):
+    worker_put(ti_id, "k", {"v": 1}, utcnow() + timedelta(hours=2))
     before = rows(stored_rows)["k"]
-    page = editor.get(PAGE).text
-    assert '<button type="submit" name="by" value="1d" aria-label="Extend k by 1 day">+1 day</button>' in page
-    form = Form(page)
-    response = editor.post(url("extend", "k"), headers=HTMX if htmx else {},
+    form = Form(editor.get(PAGE).text)  # the row's Extend form (tests/e2e clicks "Extend k by 1 day")
+    response = editor.post(ti_page_url(action="extend", key="k"), headers=HTMX if htmx else {},
                            data={"csrf_token": form.token, "version": form.version(), "by": "1d"})
     if htmx:
         assert response.status_code == 200 and "Extended by 1 day." in response.text
@@ -343,56 +319,59 @@ def test_extend_by_a_day_from_the_current_expiry(editor, ti_id, worker_auth, sto
     assert history_rows(app)[-1].action == "extend"
 
 
-def test_extend_is_refused_when_the_key_changed(editor, ti_id, worker_auth, stored_rows):
-    put_key(editor, worker_auth, ti_id, "k", 1, utcnow() + timedelta(hours=2))
+def test_extend_is_refused_when_the_key_changed(editor, ti_id, worker_put, stored_rows):
+    worker_put(ti_id, "k", 1, utcnow() + timedelta(hours=2))
     form = Form(editor.get(PAGE).text)
-    put_key(editor, worker_auth, ti_id, "k", 2, utcnow() + timedelta(hours=3))
+    worker_put(ti_id, "k", 2, utcnow() + timedelta(hours=3))
     expires = rows(stored_rows)["k"].expires_at
-    response = editor.post(url("extend", "k"), headers=HTMX,
+    response = editor.post(ti_page_url(action="extend", key="k"), headers=HTMX,
                            data={"csrf_token": form.token, "version": form.version(), "by": "7d"})
     assert "A worker changed this key" in response.text and '<pre class="conflict">2</pre>' in response.text
     assert rows(stored_rows)["k"].expires_at == expires
 
 
-def test_keys_that_never_expire_have_no_extend_buttons(editor, ti_id, worker_auth):
-    put_key(editor, worker_auth, ti_id, "k", 1)
-    assert "+1 hour" not in editor.get(PAGE).text
+def test_keys_that_never_expire_have_no_extend_buttons(editor, ti_id, worker_put):
+    worker_put(ti_id, "forever", 1)
+    worker_put(ti_id, "expiring", 2, utcnow() + timedelta(hours=1))
+    html = editor.get(PAGE).text
+    assert 'aria-label="Extend expiring by 1 hour"' in html and "Extend forever by" not in html
 
 
 # --- delete -----------------------------------------------------------------------------------
 
 
-def test_delete_with_a_confirmation_page(editor, ti_id, worker_auth, stored_rows, app):
-    put_key(editor, worker_auth, ti_id, "k", {"big": "value"})
-    page = editor.get(PAGE).text
-    assert f'<form method="get" action="{PAGE}/delete" hx-get="{PAGE}/delete"' in page
-    confirm = editor.get(url("delete", "k"))
+def test_delete_with_a_confirmation_page(editor, ti_id, worker_put, stored_rows, app):
+    worker_put(ti_id, "k", {"big": "value"})
+    confirm = editor.get(ti_page_url(action="delete", key="k"))
     assert confirm.status_code == 200 and '<button type="submit" class="danger">Delete</button>' in confirm.text
     assert stored_rows() != []  # asking is not deleting
     form = Form(confirm.text)
-    response = editor.post(url("delete", "k"), data={"csrf_token": form.token, "version": form.version()})
+    response = editor.post(ti_page_url(action="delete", key="k"),
+                           data={"csrf_token": form.token, "version": form.version()})
     assert response.status_code == 303 and stored_rows() == []
     assert "Deleted key &#39;k&#39;." in editor.get(PAGE).text
     change = history_rows(app)[-1]
     assert (change.action, change.old_value, change.new_value) == ("delete", '{"big":"value"}', None)
 
 
-def test_delete_inline_with_htmx(editor, ti_id, worker_auth, stored_rows):
-    put_key(editor, worker_auth, ti_id, "k", 1)
-    fragment = editor.get(url("delete", "k"), headers=HTMX).text
+def test_delete_inline_with_htmx(editor, ti_id, worker_put, stored_rows):
+    worker_put(ti_id, "k", 1)
+    fragment = editor.get(ti_page_url(action="delete", key="k"), headers=HTMX).text
     assert fragment.lstrip().startswith("<tr") and "Delete key <code>k</code>?" in fragment
     assert f'hx-post="{PAGE}/delete?key=k"' in fragment
     form = Form(fragment)
-    response = editor.post(url("delete", "k"), headers=HTMX, data={"csrf_token": form.token, "version": form.version()})
+    response = editor.post(ti_page_url(action="delete", key="k"), headers=HTMX,
+                           data={"csrf_token": form.token, "version": form.version()})
     assert response.status_code == 200 and response.text == ""  # the row is swapped for nothing
     assert stored_rows() == []
 
 
-def test_a_stale_delete_is_refused_and_shows_the_current_value(editor, ti_id, worker_auth, stored_rows):
-    put_key(editor, worker_auth, ti_id, "k", 1)
-    form = Form(editor.get(url("delete", "k")).text)
-    put_key(editor, worker_auth, ti_id, "k", "newer")
-    response = editor.post(url("delete", "k"), data={"csrf_token": form.token, "version": form.version()})
+def test_a_stale_delete_is_refused_and_shows_the_current_value(editor, ti_id, worker_put, stored_rows):
+    worker_put(ti_id, "k", 1)
+    form = Form(editor.get(ti_page_url(action="delete", key="k")).text)
+    worker_put(ti_id, "k", "newer")
+    response = editor.post(ti_page_url(action="delete", key="k"),
+                           data={"csrf_token": form.token, "version": form.version()})
     assert response.status_code == 409
     assert "A worker changed this key" in response.text and "&#34;newer&#34;" in response.text
     assert rows(stored_rows)["k"].value == '"newer"'
@@ -401,11 +380,11 @@ def test_a_stale_delete_is_refused_and_shows_the_current_value(editor, ti_id, wo
 # --- clear ------------------------------------------------------------------------------------
 
 
-def test_clear_this_map_index_or_every_one(login_as, make_run, worker_auth, stored_rows, app):
+def test_clear_this_map_index_or_every_one(login_as, make_run, worker_put, stored_rows, app):
     made = make_run(tasks=(("copy", [0, 1]),))
     editor = login_as("editor")
     for index in (0, 1):
-        put_key(editor, worker_auth, made[("copy", index)], f"k{index}", index)
+        worker_put(made[("copy", index)], f"k{index}", index)
     base = "/dags/dag/runs/run_1/tasks/copy"
 
     confirm = editor.get(f"{base}/clear?map_index=1")
@@ -415,7 +394,7 @@ def test_clear_this_map_index_or_every_one(login_as, make_run, worker_auth, stor
     assert [row.key for row in stored_rows()] == ["k0"]
     assert "Cleared 1 key of this task instance." in editor.get(response.headers["Location"]).text
 
-    put_key(editor, worker_auth, made[("copy", 1)], "k1", 1)
+    worker_put(made[("copy", 1)], "k1", 1)
     confirm = editor.get(f"{base}/clear?map_index=1&all_map_indices=1")
     assert "every map index" in confirm.text
     editor.post(f"{base}/clear?map_index=1", data={"csrf_token": Form(confirm.text).token, "all_map_indices": "1"})
@@ -435,12 +414,12 @@ EDIT_ROUTES = [
 
 
 @pytest.mark.parametrize("method, action, data", EDIT_ROUTES)
-def test_viewers_are_refused_every_edit_route(login_as, ti_id, worker_auth, stored_rows, app, method, action, data):
+def test_viewers_are_refused_every_edit_route(login_as, ti_id, worker_put, stored_rows, app, method, action, data):
     viewer = login_as("viewer")
-    put_key(viewer, worker_auth, ti_id, "k", 1, utcnow() + timedelta(hours=1))
+    worker_put(ti_id, "k", 1, utcnow() + timedelta(hours=1))
     before = stored_rows()
     page = viewer.get(PAGE).text
-    target = url(action, None if action in ("", "clear") else "k")
+    target = ti_page_url(action=action, key=None if action in ("", "clear") else "k")
     if method == "get":
         response = viewer.get(target, headers=HTMX)
     else:
@@ -457,13 +436,13 @@ def test_viewers_are_refused_every_edit_route(login_as, ti_id, worker_auth, stor
     ("", {"key": "new", "value": "1", "expiration": "never"}), ("edit", {"value": "2", "expiration": "never"}),
     ("extend", {"by": "1d"}), ("delete", {}), ("clear", {}),
 ])
-def test_posts_without_a_valid_csrf_token_are_refused(editor, ti_id, worker_auth, stored_rows, app, csrf, action, data):
-    put_key(editor, worker_auth, ti_id, "k", 1, utcnow() + timedelta(hours=1))
+def test_posts_without_a_valid_csrf_token_are_refused(editor, ti_id, worker_put, stored_rows, app, csrf, action, data):
+    worker_put(ti_id, "k", 1, utcnow() + timedelta(hours=1))
     before = stored_rows()
     version = Form(editor.get(PAGE).text).version()
     if csrf is not None:
         data = {**data, "csrf_token": csrf}
-    target = url(action, None if action in ("", "clear") else "k")
+    target = ti_page_url(action=action, key=None if action in ("", "clear") else "k")
     response = editor.post(target, data={"version": version, **data})
     assert response.status_code == 400 and "CSRF" in response.text
     # htmx sends the token as a header; a wrong one is refused the same way.
@@ -472,13 +451,12 @@ def test_posts_without_a_valid_csrf_token_are_refused(editor, ti_id, worker_auth
     assert stored_rows() == before and history_rows(app) == []
 
 
-def test_htmx_posts_may_send_the_token_as_a_header(editor, ti_id, worker_auth, stored_rows):
-    put_key(editor, worker_auth, ti_id, "k", 1)
+def test_htmx_posts_may_send_the_token_as_a_header(editor, ti_id, worker_put, stored_rows):
+    worker_put(ti_id, "k", 1)
     page = editor.get(PAGE).text
-    header_token = re.search(r'X-CSRFToken&#34;: &#34;([^&]+)&#34;', page) or \
-        re.search(r'"X-CSRFToken": "([^"]+)"', page)
-    version = Form(editor.get(url("delete", "k"), headers=HTMX).text).version()
-    response = editor.post(url("delete", "k"), headers={**HTMX, "X-CSRFToken": header_token.group(1)},
+    headers = json.loads(re.search(r"<body[^>]* hx-headers='([^']+)'", page).group(1))  # what htmx sends
+    version = Form(editor.get(ti_page_url(action="delete", key="k"), headers=HTMX).text).version()
+    response = editor.post(ti_page_url(action="delete", key="k"), headers={**HTMX, **headers},
                            data={"version": version})
     assert response.status_code == 200 and stored_rows() == []
 
@@ -486,11 +464,11 @@ def test_htmx_posts_may_send_the_token_as_a_header(editor, ti_id, worker_auth, s
 # --- history ----------------------------------------------------------------------------------
 
 
-def test_the_task_instance_page_shows_the_history(editor, ti_id, worker_auth):
+def test_the_task_instance_page_shows_the_history(editor, ti_id):
     add(editor, "k", '{"n": 1}', expiration="never")
-    form = Form(editor.get(url("edit", "k")).text)
-    editor.post(url("edit", "k"), data={"csrf_token": form.token, "version": form.version(),
-                                        "value": '{"n": 2}', "expiration": "default"})
+    form = Form(editor.get(ti_page_url(action="edit", key="k")).text)
+    editor.post(ti_page_url(action="edit", key="k"), data={"csrf_token": form.token, "version": form.version(),
+                                                           "value": '{"n": 2}', "expiration": "default"})
     html = editor.get(PAGE).text
     history = html[html.index('id="history-heading"'):]
     table = table_rows(history)
@@ -499,7 +477,7 @@ def test_the_task_instance_page_shows_the_history(editor, ti_id, worker_auth):
     assert newest[1:4] == ["editor", "set", "k"] and newest[4] == '{"n":1} → {"n":2}'
     assert newest[5].startswith("never → ") and newest[5].endswith("UTC")
     assert oldest[4] == '— → {"n":1}' and oldest[5] == "— → never"
-    assert newest[0].endswith("UTC a moment ago") or "seconds ago" in newest[0]
+    assert re.search(r"UTC (a moment|a second|\d+ seconds) ago$", newest[0]), newest[0]
 
 
 def test_a_viewer_sees_the_history_too(login_as, ti_id, app, client):
@@ -511,33 +489,18 @@ def test_a_viewer_sees_the_history_too(login_as, ti_id, app, client):
     assert table_rows(viewer.get(PAGE).text.split('id="history-heading"')[1])[1][1] == "editor"
 
 
-# --- escaping ---------------------------------------------------------------------------------
-
-
-def test_script_keys_and_values_are_escaped_everywhere(editor, ti_id, worker_auth):
-    key, value = "<script>alert(1)</script>", "<img src=x onerror=alert(2)>"
-    assert add(editor, key, f'"{value}"').status_code == 303
-    pages = [editor.get(PAGE).text, editor.get(url("edit", key)).text, editor.get(url("edit", key), headers=HTMX).text,
-             editor.get(url("delete", key)).text, editor.get(url("row", key), headers=HTMX).text,
-             editor.get("/search?q=script").text]
-    for html in pages:
-        assert "<script>alert" not in html and "<img src=x" not in html
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "&lt;img src=x onerror=alert(2)&gt;" in pages[0]
-
-
 # --- search -----------------------------------------------------------------------------------
 
 
-def test_search_finds_substrings_across_dags_ignoring_case(login_as, make_run, worker_auth):
+def test_search_finds_substrings_across_dags_ignoring_case(login_as, make_run, worker_put):
     first = make_run("etl", "run_1", tasks=(("submit", None), ("copy", [0, 1])))
     second = make_run("reports", "run_9")
     viewer = login_as("viewer")
-    put_key(viewer, worker_auth, first["submit"], "spark/job_id", 1)
-    put_key(viewer, worker_auth, first[("copy", 1)], "SPARK_checkpoint", 2)
-    put_key(viewer, worker_auth, second["task"], "my-spark-job", 3)
-    put_key(viewer, worker_auth, second["task"], "unrelated", 4)
-    put_key(viewer, worker_auth, second["task"], "spark-expired", 5, utcnow() - timedelta(minutes=1))
+    worker_put(first["submit"], "spark/job_id", 1)
+    worker_put(first[("copy", 1)], "SPARK_checkpoint", 2)
+    worker_put(second["task"], "my-spark-job", 3)
+    worker_put(second["task"], "unrelated", 4)
+    worker_put(second["task"], "spark-expired", 5, utcnow() - timedelta(minutes=1))
 
     html = viewer.get("/search?q=spark").text
     found = table_rows(html)
@@ -555,10 +518,10 @@ def test_search_finds_substrings_across_dags_ignoring_case(login_as, make_run, w
     assert [row[4] for row in in_dag[1:]] == ["my-spark-job"]
 
 
-def test_search_treats_wildcards_literally(login_as, ti_id, worker_auth):
+def test_search_treats_wildcards_literally(login_as, ti_id, worker_put):
     viewer = login_as("viewer")
     for key in ("100%", "1000", "a_b", "axb", "back\\slash", "backslash", "x/y", "xzy"):
-        put_key(viewer, worker_auth, ti_id, key, 1)
+        worker_put(ti_id, key, 1)
 
     def keys(text):
         return [row[4] for row in table_rows(viewer.get(f"/search?q={quote(text)}").text)[1:]]
@@ -573,7 +536,7 @@ def test_search_treats_wildcards_literally(login_as, ti_id, worker_auth):
 
 
 def test_search_follows_keys_through_writes_overwrites_deletes_clears_and_run_deletion(
-        login_as, make_run, worker_auth, admin_auth):
+        login_as, make_run, worker_auth, admin_auth, worker_put):
     """On SQLite and PostgreSQL an index narrows the search down (migration 0006); what it
     finds must follow every way a key comes and goes."""
     ids = make_run("etl", "run_1", tasks=(("a", None), ("b", None)))
@@ -588,37 +551,36 @@ def test_search_follows_keys_through_writes_overwrites_deletes_clears_and_run_de
         return [(row[2], row[4]) for row in table_rows(html)[1:]]
 
     def worker_delete(ti, key=None):
-        path = f"/execution/store/ti/{ti}" + ("" if key is None else f"/{quote(key, safe='')}")
-        assert viewer.delete(path, headers=worker_auth(ti)).status_code == 204
+        assert viewer.delete(key_url(ti, key), headers=worker_auth(ti)).status_code == 204
 
-    put_key(viewer, worker_auth, ids["a"], 'a "Checkpoint"', 1)
-    put_key(viewer, worker_auth, ids["a"], "ÉTAT-checkpoint", 2)
-    put_key(viewer, worker_auth, ids["b"], "CHECKPOINT-b", 3)
+    worker_put(ids["a"], 'a "Checkpoint"', 1)
+    worker_put(ids["a"], "ÉTAT-checkpoint", 2)
+    worker_put(ids["b"], "CHECKPOINT-b", 3)
     everything = [("b", "CHECKPOINT-b"), ("a", "ÉTAT-checkpoint"), ("a", 'a "Checkpoint"')]  # newest first
     assert found("checkpoint") == everything
     assert found('"check') == [("a", 'a "Checkpoint"')]  # a double quote is just a character
     assert found("t-c") == [("a", "ÉTAT-checkpoint")]
     assert found("ck") == everything  # shorter than a trigram: read every key
 
-    put_key(viewer, worker_auth, ids["a"], 'a "Checkpoint"', 4)  # an overwrite: found once, in its place
+    worker_put(ids["a"], 'a "Checkpoint"', 4)  # an overwrite: found once, in its place
     assert found("checkpoint") == everything
     worker_delete(ids["b"], "CHECKPOINT-b")
     assert found("checkpoint") == everything[1:]
     worker_delete(ids["a"])
     assert found("checkpoint") == []
 
-    put_key(viewer, worker_auth, ids["b"], "checkpoint-again", 5)
+    worker_put(ids["b"], "checkpoint-again", 5)
     assert found("checkpoint") == [("b", "checkpoint-again")]
     assert viewer.delete("/api/v2/dags/etl/dagRuns/run_1", headers=admin_auth("admin")).status_code == 204
     assert found("checkpoint") == []
 
 
-def test_search_page_is_linked_from_every_page_and_pages(login_as, ti_id, worker_auth, monkeypatch):
+def test_search_page_is_linked_from_every_page_and_pages(login_as, ti_id, worker_put, monkeypatch):
     from webapp.ui import search
 
     viewer = login_as("viewer")
     for number in range(3):
-        put_key(viewer, worker_auth, ti_id, f"key{number}", number)
+        worker_put(ti_id, f"key{number}", number)
     for path in ("/", "/dags/dag", PAGE):
         assert '<a href="/search">Search keys</a>' in viewer.get(path).text
     empty = viewer.get("/search")
@@ -631,6 +593,3 @@ def test_search_page_is_linked_from_every_page_and_pages(login_as, ti_id, worker
     second = viewer.get("/search?q=key&offset=2").text
     assert [row[4] for row in table_rows(second)[1:]] == ["key0"]
     assert "No live key contains “nothing”." in viewer.get("/search?q=nothing").text
-
-
-# --- polling keeps an open form ---------------------------------------------------------------

@@ -11,57 +11,24 @@ import sqlite3
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
 
 import httpx
 import jwt
 import pytest
 from sqlalchemy.engine import make_url
 
+from support import WORKER_API, b64url, canonical, detail, key_url, token_claims, worker_call
 from webapp.auth import tokens
 
-STORE = "/execution/store/ti"
-
-
 # --- helpers ------------------------------------------------------------------------------
-
-
-def url(ti_id: str, key: str | None = None, *, encode: bool = True) -> str:
-    """The worker URL of a key (percent-encoded as clients send it) or of the whole TI."""
-    if key is None:
-        return f"{STORE}/{ti_id}"
-    return f"{STORE}/{ti_id}/{quote(key, safe='') if encode else key}"
 
 
 def put_body(value, **fields) -> str:
     return json.dumps({"value": value, **fields})
 
 
-def canonical(value) -> str:
-    """Tells 3 from 3.0 from "3" and True from 1, unlike ==."""
-    return json.dumps(value, sort_keys=True)
-
-
-def detail(response) -> dict:
-    assert response.mimetype == "application/json", response.data
-    return response.get_json()["detail"]
-
-
 def by_key(rows) -> dict:
     return {(row.task_id, row.map_index, row.key): row for row in rows}
-
-
-def call(client, method: str, ti_id: str, key: str | None, headers: dict, value="v"):
-    """One worker call: GET/PUT/DELETE a key, or CLEAR (DELETE on the TI)."""
-    if method == "CLEAR":
-        return client.delete(url(ti_id), headers=headers)
-    if method == "PUT":
-        return client.put(url(ti_id, key), data=put_body(value), headers=headers)
-    return client.open(url(ti_id, key), method=method, headers=headers)
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def b64url_decode(text: str) -> bytes:
@@ -71,24 +38,15 @@ def b64url_decode(text: str) -> bytes:
 WORKER_CALLS = ["GET", "PUT", "DELETE", "CLEAR"]
 
 
-def claims_for(app, ti_id: str, **overrides) -> dict:
-    now = datetime.now(UTC)
-    lifetime = timedelta(seconds=app.config["TASKSTORE"].token_lifetime_seconds)
-    claims = {"sub": ti_id, "aud": tokens.AUDIENCE, "scope": tokens.SCOPE, "iat": now, "nbf": now,
-              "exp": now + lifetime}
-    claims.update(overrides)
-    return {name: value for name, value in claims.items() if value is not None}
-
-
 # --- happy paths --------------------------------------------------------------------------
 
 
 def test_put_then_get_returns_the_value(client, ti_id, auth, stored_rows):
-    response = client.put(url(ti_id, "job_id"), data=put_body("application_1234"), headers=auth)
+    response = client.put(key_url(ti_id, "job_id"), data=put_body("application_1234"), headers=auth)
     assert response.status_code == 204
     assert response.data == b""
 
-    response = client.get(url(ti_id, "job_id"), headers=auth)
+    response = client.get(key_url(ti_id, "job_id"), headers=auth)
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     assert response.get_json() == {"value": "application_1234"}
@@ -113,9 +71,9 @@ def test_put_then_get_returns_the_value(client, ti_id, auth, stored_rows):
     ids=repr,
 )
 def test_values_round_trip_exactly(client, ti_id, auth, stored_rows, value):
-    assert client.put(url(ti_id, "k"), data=put_body(value), headers=auth).status_code == 204
+    assert client.put(key_url(ti_id, "k"), data=put_body(value), headers=auth).status_code == 204
 
-    response = client.get(url(ti_id, "k"), headers=auth)
+    response = client.get(key_url(ti_id, "k"), headers=auth)
     assert response.status_code == 200
     assert canonical(response.get_json()["value"]) == canonical(value)
     [row] = stored_rows()
@@ -129,65 +87,66 @@ def test_values_round_trip_exactly(client, ti_id, auth, stored_rows, value):
     ids=repr,
 )
 def test_get_sends_numbers_and_strings_as_written(client, ti_id, auth, value, wire):
-    assert client.put(url(ti_id, "k"), data=put_body(value), headers=auth).status_code == 204
-    assert client.get(url(ti_id, "k"), headers=auth).data == wire
+    assert client.put(key_url(ti_id, "k"), data=put_body(value), headers=auth).status_code == 204
+    assert client.get(key_url(ti_id, "k"), headers=auth).data == wire
 
 
 def test_overwrite_last_write_wins_in_one_row_and_bumps_version(client, ti_id, auth, stored_rows):
     future = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
-    assert client.put(url(ti_id, "k"), data=put_body(1, expires_at=future.isoformat()),
+    assert client.put(key_url(ti_id, "k"), data=put_body(1, expires_at=future.isoformat()),
                       headers=auth).status_code == 204
-    assert client.put(url(ti_id, "k"), data=put_body({"second": 2}), headers=auth).status_code == 204
-    assert client.put(url(ti_id, "k"), data=put_body("third", expires_at=None), headers=auth).status_code == 204
+    assert client.put(key_url(ti_id, "k"), data=put_body({"second": 2}), headers=auth).status_code == 204
+    assert client.put(key_url(ti_id, "k"), data=put_body("third", expires_at=None), headers=auth).status_code == 204
 
-    assert client.get(url(ti_id, "k"), headers=auth).get_json() == {"value": "third"}
+    assert client.get(key_url(ti_id, "k"), headers=auth).get_json() == {"value": "third"}
     [row] = stored_rows()
     assert (row.key, row.value, row.version, row.expires_at) == ("k", '"third"', 3, None)
 
 
 def test_delete_removes_only_that_key(client, ti_id, auth, stored_rows):
     for key in ("a", "b"):
-        assert client.put(url(ti_id, key), data=put_body(key), headers=auth).status_code == 204
+        assert client.put(key_url(ti_id, key), data=put_body(key), headers=auth).status_code == 204
 
-    response = client.delete(url(ti_id, "a"), headers=auth)
+    response = client.delete(key_url(ti_id, "a"), headers=auth)
     assert response.status_code == 204
     assert response.data == b""
 
-    assert client.get(url(ti_id, "a"), headers=auth).status_code == 404
-    assert client.get(url(ti_id, "b"), headers=auth).get_json() == {"value": "b"}
+    assert client.get(key_url(ti_id, "a"), headers=auth).status_code == 404
+    assert client.get(key_url(ti_id, "b"), headers=auth).get_json() == {"value": "b"}
     assert [row.key for row in stored_rows()] == ["b"]
 
 
 def test_deleting_a_missing_key_is_fine(client, ti_id, auth, seeded, stored_rows):
     for _ in range(2):
-        assert client.delete(url(ti_id, "never-written"), headers=auth).status_code == 204
+        assert client.delete(key_url(ti_id, "never-written"), headers=auth).status_code == 204
     assert stored_rows() == seeded
 
 
 def test_clear_removes_every_key_of_the_task_instance(client, ti_id, auth, stored_rows):
     for key in ("a", "b/c", "d"):
-        assert client.put(url(ti_id, key), data=put_body(key), headers=auth).status_code == 204
+        assert client.put(key_url(ti_id, key), data=put_body(key), headers=auth).status_code == 204
 
-    response = client.delete(url(ti_id), headers=auth)
+    response = client.delete(key_url(ti_id), headers=auth)
     assert response.status_code == 204
     assert response.data == b""
     assert stored_rows() == []
-    assert client.get(url(ti_id, "a"), headers=auth).status_code == 404
+    assert client.get(key_url(ti_id, "a"), headers=auth).status_code == 404
     # Clearing an empty store is fine too.
-    assert client.delete(url(ti_id), headers=auth).status_code == 204
+    assert client.delete(key_url(ti_id), headers=auth).status_code == 204
 
 
 # --- keys ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("write_encoded", "read_encoded"), [(True, False), (False, True), (True, True), (False, False)])
+@pytest.mark.parametrize(("write_encoded", "read_encoded"),
+                         [(True, False), (False, True), (True, True), (False, False)])
 def test_slash_in_key_raw_and_percent_encoded_reach_the_same_key(client, ti_id, auth, stored_rows,
                                                                   write_encoded, read_encoded):
-    write_url = url(ti_id, "spark/job_id", encode=write_encoded)
+    write_url = key_url(ti_id, "spark/job_id", encode=write_encoded)
     assert ("%2F" in write_url) == write_encoded
     assert client.put(write_url, data=put_body("app_1"), headers=auth).status_code == 204
 
-    read_url = url(ti_id, "spark/job_id", encode=read_encoded)
+    read_url = key_url(ti_id, "spark/job_id", encode=read_encoded)
     assert client.get(read_url, headers=auth).get_json() == {"value": "app_1"}
     assert [row.key for row in stored_rows()] == ["spark/job_id"]
 
@@ -202,20 +161,20 @@ def test_slash_in_key_raw_and_percent_encoded_reach_the_same_key(client, ti_id, 
     ids=lambda key: repr(key[:20]) + (f"..({len(key)})" if len(key) > 20 else ""),
 )
 def test_any_unicode_key_up_to_512_characters_is_stored_as_sent(client, ti_id, auth, stored_rows, key):
-    assert client.put(url(ti_id, key), data=put_body(key), headers=auth).status_code == 204
+    assert client.put(key_url(ti_id, key), data=put_body(key), headers=auth).status_code == 204
 
-    assert client.get(url(ti_id, key), headers=auth).get_json() == {"value": key}
+    assert client.get(key_url(ti_id, key), headers=auth).get_json() == {"value": key}
     [row] = stored_rows()
     assert row.key == key
 
-    assert client.delete(url(ti_id, key), headers=auth).status_code == 204
+    assert client.delete(key_url(ti_id, key), headers=auth).status_code == 204
     assert stored_rows() == []
 
 
 def test_unicode_key_sent_unencoded_reaches_the_same_key(client, ti_id, auth, stored_rows):
     key = "ключ/データ"
-    assert client.put(url(ti_id, key, encode=False), data=put_body(1), headers=auth).status_code == 204
-    assert client.get(url(ti_id, key, encode=True), headers=auth).get_json() == {"value": 1}
+    assert client.put(key_url(ti_id, key, encode=False), data=put_body(1), headers=auth).status_code == 204
+    assert client.get(key_url(ti_id, key, encode=True), headers=auth).get_json() == {"value": 1}
     assert [row.key for row in stored_rows()] == [key]
 
 
@@ -223,16 +182,16 @@ def test_keys_compare_exactly(client, ti_id, auth, stored_rows):
     """Case, trailing spaces and Unicode normalisation all make different keys, on every database."""
     keys = ["a", "A", "a ", "\u00e9", "e\u0301"]
     for key in keys:
-        assert client.put(url(ti_id, key), data=put_body(key), headers=auth).status_code == 204
+        assert client.put(key_url(ti_id, key), data=put_body(key), headers=auth).status_code == 204
     for key in keys:
-        assert client.get(url(ti_id, key), headers=auth).get_json() == {"value": key}
+        assert client.get(key_url(ti_id, key), headers=auth).get_json() == {"value": key}
     assert sorted(row.key for row in stored_rows()) == sorted(keys)
 
 
 @pytest.mark.parametrize("key", ["k" * 513, "é" * 513, "a/" * 300], ids=["513 ascii", "513 accented", "600 slashes"])
 def test_key_longer_than_512_characters_is_rejected(client, ti_id, auth, seeded, stored_rows, key):
     for method in ("GET", "PUT", "DELETE"):
-        response = call(client, method, ti_id, key, auth)
+        response = worker_call(client, method, ti_id, key, auth)
         assert response.status_code == 422, method
         error = detail(response)
         assert error["reason"] == "validation_error"
@@ -244,7 +203,7 @@ def test_key_longer_than_512_characters_is_rejected(client, ti_id, auth, seeded,
 @pytest.mark.parametrize("char", ["\x00", "\x01", "\t", "\n", "\r", "\x1b", "\x7f", "\x85"], ids=repr)
 def test_key_with_a_control_character_is_rejected(client, ti_id, auth, seeded, stored_rows, char):
     for method in ("GET", "PUT", "DELETE"):
-        response = call(client, method, ti_id, f"bad{char}key", auth)
+        response = worker_call(client, method, ti_id, f"bad{char}key", auth)
         assert response.status_code == 422, method
         error = detail(response)
         assert error["field"] == "key"
@@ -257,7 +216,7 @@ def test_key_with_a_control_character_is_rejected(client, ti_id, auth, seeded, s
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 def test_empty_key_is_rejected(client, ti_id, auth, seeded, stored_rows, method):
     """A trailing slash is an empty key; above all, DELETE on it must not clear the TI."""
-    response = client.open(f"{STORE}/{ti_id}/", method=method, data=put_body(1), headers=auth)
+    response = client.open(f"{WORKER_API}/{ti_id}/", method=method, data=put_body(1), headers=auth)
     assert response.status_code == 422
     error = detail(response)
     assert error["field"] == "key"
@@ -269,8 +228,8 @@ def test_empty_key_is_rejected(client, ti_id, auth, seeded, stored_rows, method)
 def test_key_that_is_not_utf8_is_rejected(client, ti_id, auth, seeded, stored_rows, method):
     """Bytes that are not UTF-8 are not silently turned into U+FFFD (which would merge keys).
     The test client replaces them itself, so the path is given as a WSGI server passes it."""
-    raw_path = f"{STORE}/{ti_id}/bad\xffkey"  # WSGI: the bytes of %FF, as latin-1
-    response = client.open(f"{STORE}/{ti_id}/bad%FFkey", method=method, data=put_body(1), headers=auth,
+    raw_path = f"{WORKER_API}/{ti_id}/bad\xffkey"  # WSGI: the bytes of %FF, as latin-1
+    response = client.open(f"{WORKER_API}/{ti_id}/bad%FFkey", method=method, data=put_body(1), headers=auth,
                            environ_overrides={"PATH_INFO": raw_path})
     assert response.status_code == 422
     error = detail(response)
@@ -329,7 +288,7 @@ BAD_BODIES = [
 @pytest.mark.parametrize(("raw", "field", "words"), BAD_BODIES, ids=lambda item: repr(item)[:60])
 def test_bad_body_is_rejected_naming_the_field_and_nothing_is_written(client, ti_id, auth, seeded, stored_rows,
                                                                      raw, field, words):
-    response = client.put(url(ti_id, "seed"), data=raw, headers={**auth, "Content-Type": "application/json"})
+    response = client.put(key_url(ti_id, "seed"), data=raw, headers={**auth, "Content-Type": "application/json"})
     assert response.status_code == 422
     error = detail(response)
     assert error["reason"] == "validation_error"
@@ -338,12 +297,6 @@ def test_bad_body_is_rejected_naming_the_field_and_nothing_is_written(client, ti
     assert words in error["message"]
     # Neither an overwrite nor a new row.
     assert stored_rows() == seeded
-
-
-def test_expires_at_may_be_left_out(client, ti_id, auth, stored_rows):
-    assert client.put(url(ti_id, "k"), data=b'{"value": 1}', headers=auth).status_code == 204
-    [row] = stored_rows()
-    assert row.expires_at is None
 
 
 @pytest.mark.parametrize(
@@ -355,9 +308,9 @@ def test_body_is_read_as_json_whatever_the_content_type(client, ti_id, auth, sto
     headers = dict(auth)
     if content_type is not None:
         headers["Content-Type"] = content_type
-    response = client.put(url(ti_id, "k"), data=put_body({"job": "a&b=c"}).encode(), headers=headers)
+    response = client.put(key_url(ti_id, "k"), data=put_body({"job": "a&b=c"}).encode(), headers=headers)
     assert response.status_code == 204
-    assert client.get(url(ti_id, "k"), headers=auth).get_json() == {"value": {"job": "a&b=c"}}
+    assert client.get(key_url(ti_id, "k"), headers=auth).get_json() == {"value": {"job": "a&b=c"}}
     assert [row.value for row in stored_rows()] == ['{"job":"a&b=c"}']
 
 
@@ -371,7 +324,7 @@ def test_request_without_content_type_header(app, ti_id, auth, stored_rows):
         environ_check["content_type"] = request.environ.get("CONTENT_TYPE")
 
     body = put_body([1, 2]).encode()
-    response = app.test_client().put(url(ti_id, "k"), input_stream=io.BytesIO(body),
+    response = app.test_client().put(key_url(ti_id, "k"), input_stream=io.BytesIO(body),
                                      headers={**auth, "Content-Length": str(len(body))})
     assert response.status_code == 204
     assert not environ_check["content_type"]
@@ -395,20 +348,20 @@ def test_request_without_content_type_header(app, ti_id, auth, stored_rows):
 )
 def test_expires_at_is_stored_as_the_utc_instant(client, ti_id, auth, stored_rows, sent, stored):
     """A naive timestamp is read as UTC; an aware one is converted to UTC."""
-    assert client.put(url(ti_id, "k"), data=put_body(1, expires_at=sent), headers=auth).status_code == 204
+    assert client.put(key_url(ti_id, "k"), data=put_body(1, expires_at=sent), headers=auth).status_code == 204
     [row] = stored_rows()
     assert row.expires_at == stored
     assert row.expires_at.utcoffset() == timedelta(0)
-    assert client.get(url(ti_id, "k"), headers=auth).get_json() == {"value": 1}
+    assert client.get(key_url(ti_id, "k"), headers=auth).get_json() == {"value": 1}
 
 
 @pytest.mark.parametrize("naive", [False, True])
 def test_expired_key_is_gone_at_once_though_the_row_remains(client, ti_id, auth, stored_rows, naive):
     past = datetime.now(UTC) - timedelta(minutes=5)
     sent = past.replace(tzinfo=None).isoformat() if naive else past.isoformat()
-    assert client.put(url(ti_id, "old"), data=put_body("stale", expires_at=sent), headers=auth).status_code == 204
+    assert client.put(key_url(ti_id, "old"), data=put_body("stale", expires_at=sent), headers=auth).status_code == 204
 
-    response = client.get(url(ti_id, "old"), headers=auth)
+    response = client.get(key_url(ti_id, "old"), headers=auth)
     assert response.status_code == 404
     error = detail(response)
     assert error["reason"] == "not_found"
@@ -421,36 +374,38 @@ def test_expired_key_is_gone_at_once_though_the_row_remains(client, ti_id, auth,
 
 def test_expired_key_can_be_written_again(client, ti_id, auth, stored_rows):
     past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-    assert client.put(url(ti_id, "k"), data=put_body("stale", expires_at=past), headers=auth).status_code == 204
-    assert client.get(url(ti_id, "k"), headers=auth).status_code == 404
+    assert client.put(key_url(ti_id, "k"), data=put_body("stale", expires_at=past), headers=auth).status_code == 204
+    assert client.get(key_url(ti_id, "k"), headers=auth).status_code == 404
 
-    assert client.put(url(ti_id, "k"), data=put_body("fresh"), headers=auth).status_code == 204
-    assert client.get(url(ti_id, "k"), headers=auth).get_json() == {"value": "fresh"}
+    assert client.put(key_url(ti_id, "k"), data=put_body("fresh"), headers=auth).status_code == 204
+    assert client.get(key_url(ti_id, "k"), headers=auth).get_json() == {"value": "fresh"}
     [row] = stored_rows()
     assert (row.value, row.expires_at, row.version) == ('"fresh"', None, 2)
 
 
 def test_expired_key_can_be_deleted(client, ti_id, auth, stored_rows):
     past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-    assert client.put(url(ti_id, "k"), data=put_body(1, expires_at=past), headers=auth).status_code == 204
-    assert client.delete(url(ti_id, "k"), headers=auth).status_code == 204
+    assert client.put(key_url(ti_id, "k"), data=put_body(1, expires_at=past), headers=auth).status_code == 204
+    assert client.delete(key_url(ti_id, "k"), headers=auth).status_code == 204
     assert stored_rows() == []
 
 
 def test_future_expiry_is_readable(client, ti_id, auth, stored_rows):
     future = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)
-    assert client.put(url(ti_id, "k"), data=put_body("live", expires_at=future.isoformat()),
+    assert client.put(key_url(ti_id, "k"), data=put_body("live", expires_at=future.isoformat()),
                       headers=auth).status_code == 204
-    assert client.get(url(ti_id, "k"), headers=auth).get_json() == {"value": "live"}
+    assert client.get(key_url(ti_id, "k"), headers=auth).get_json() == {"value": "live"}
     [row] = stored_rows()
     assert row.expires_at == future
 
 
-def test_null_expiry_never_expires(client, ti_id, auth, stored_rows):
-    assert client.put(url(ti_id, "k"), data=put_body("forever", expires_at=None), headers=auth).status_code == 204
+@pytest.mark.parametrize("body", [b'{"value": "forever"}', b'{"value": "forever", "expires_at": null}'],
+                         ids=["expires_at left out", "expires_at null"])
+def test_no_expiry_or_a_null_one_never_expires(client, ti_id, auth, stored_rows, body):
+    assert client.put(key_url(ti_id, "k"), data=body, headers=auth).status_code == 204
     [row] = stored_rows()
     assert row.expires_at is None
-    assert client.get(url(ti_id, "k"), headers=auth).get_json() == {"value": "forever"}
+    assert client.get(key_url(ti_id, "k"), headers=auth).get_json() == {"value": "forever"}
 
 
 # --- isolation ----------------------------------------------------------------------------
@@ -461,59 +416,60 @@ def test_clear_only_touches_this_map_index(client, make_run, worker_auth, stored
     every_ti = [tis[("mapped", index)] for index in (0, 1, 2)] + [tis["other"]]
     for ti in every_ti:
         for key in ("progress", "job"):
-            assert client.put(url(ti, key), data=put_body(f"{ti}:{key}"), headers=worker_auth(ti)).status_code == 204
+            response = client.put(key_url(ti, key), data=put_body(f"{ti}:{key}"), headers=worker_auth(ti))
+            assert response.status_code == 204
 
     middle = tis[("mapped", 1)]
-    assert client.delete(url(middle), headers=worker_auth(middle)).status_code == 204
+    assert client.delete(key_url(middle), headers=worker_auth(middle)).status_code == 204
 
     remaining = by_key(stored_rows())
     assert sorted({(task_id, index) for task_id, index, _key in remaining}) == [
         ("mapped", 0), ("mapped", 2), ("other", -1)]
     assert len(remaining) == 6
     for ti in (tis[("mapped", 0)], tis[("mapped", 2)], tis["other"]):
-        assert client.get(url(ti, "job"), headers=worker_auth(ti)).get_json() == {"value": f"{ti}:job"}
-    assert client.get(url(middle, "job"), headers=worker_auth(middle)).status_code == 404
+        assert client.get(key_url(ti, "job"), headers=worker_auth(ti)).get_json() == {"value": f"{ti}:job"}
+    assert client.get(key_url(middle, "job"), headers=worker_auth(middle)).status_code == 404
 
 
 def test_map_indexes_have_separate_keys(client, make_run, worker_auth, stored_rows):
     tis = make_run(run_id="mapped_run", tasks=(("mapped", [0, 1]),))
     first, second = tis[("mapped", 0)], tis[("mapped", 1)]
-    assert client.put(url(first, "k"), data=put_body("zero"), headers=worker_auth(first)).status_code == 204
-    assert client.get(url(second, "k"), headers=worker_auth(second)).status_code == 404
-    assert client.put(url(second, "k"), data=put_body("one"), headers=worker_auth(second)).status_code == 204
-    assert client.delete(url(second, "k"), headers=worker_auth(second)).status_code == 204
+    assert client.put(key_url(first, "k"), data=put_body("zero"), headers=worker_auth(first)).status_code == 204
+    assert client.get(key_url(second, "k"), headers=worker_auth(second)).status_code == 404
+    assert client.put(key_url(second, "k"), data=put_body("one"), headers=worker_auth(second)).status_code == 204
+    assert client.delete(key_url(second, "k"), headers=worker_auth(second)).status_code == 204
 
-    assert client.get(url(first, "k"), headers=worker_auth(first)).get_json() == {"value": "zero"}
+    assert client.get(key_url(first, "k"), headers=worker_auth(first)).get_json() == {"value": "zero"}
     assert [(row.map_index, row.key, row.value) for row in stored_rows()] == [(0, "k", '"zero"')]
 
 
 def test_different_runs_never_share_keys(client, make_run, worker_auth, stored_rows):
     run_1 = make_run(dag_id="etl", run_id="scheduled__2026-01-01")["task"]
     run_2 = make_run(dag_id="etl", run_id="scheduled__2026-01-02")["task"]
-    assert client.put(url(run_1, "job_id"), data=put_body("one"), headers=worker_auth(run_1)).status_code == 204
-    assert client.get(url(run_2, "job_id"), headers=worker_auth(run_2)).status_code == 404
-    assert client.put(url(run_2, "job_id"), data=put_body("two"), headers=worker_auth(run_2)).status_code == 204
+    assert client.put(key_url(run_1, "job_id"), data=put_body("one"), headers=worker_auth(run_1)).status_code == 204
+    assert client.get(key_url(run_2, "job_id"), headers=worker_auth(run_2)).status_code == 404
+    assert client.put(key_url(run_2, "job_id"), data=put_body("two"), headers=worker_auth(run_2)).status_code == 204
 
-    assert client.get(url(run_1, "job_id"), headers=worker_auth(run_1)).get_json() == {"value": "one"}
-    assert client.get(url(run_2, "job_id"), headers=worker_auth(run_2)).get_json() == {"value": "two"}
+    assert client.get(key_url(run_1, "job_id"), headers=worker_auth(run_1)).get_json() == {"value": "one"}
+    assert client.get(key_url(run_2, "job_id"), headers=worker_auth(run_2)).get_json() == {"value": "two"}
     assert len(stored_rows()) == 2
 
-    assert client.delete(url(run_2), headers=worker_auth(run_2)).status_code == 204
-    assert client.get(url(run_1, "job_id"), headers=worker_auth(run_1)).get_json() == {"value": "one"}
-    assert client.delete(url(run_1, "job_id"), headers=worker_auth(run_1)).status_code == 204
+    assert client.delete(key_url(run_2), headers=worker_auth(run_2)).status_code == 204
+    assert client.get(key_url(run_1, "job_id"), headers=worker_auth(run_1)).get_json() == {"value": "one"}
+    assert client.delete(key_url(run_1, "job_id"), headers=worker_auth(run_1)).status_code == 204
     assert stored_rows() == []
 
 
 def test_two_tasks_of_one_run_never_share_keys(client, make_run, worker_auth, stored_rows):
     tis = make_run(run_id="two_tasks", tasks=(("extract", None), ("load", None)))
     extract, load = tis["extract"], tis["load"]
-    assert client.put(url(extract, "k"), data=put_body("e"), headers=worker_auth(extract)).status_code == 204
-    assert client.put(url(load, "k"), data=put_body("l"), headers=worker_auth(load)).status_code == 204
+    assert client.put(key_url(extract, "k"), data=put_body("e"), headers=worker_auth(extract)).status_code == 204
+    assert client.put(key_url(load, "k"), data=put_body("l"), headers=worker_auth(load)).status_code == 204
 
-    assert client.get(url(extract, "k"), headers=worker_auth(extract)).get_json() == {"value": "e"}
-    assert client.delete(url(load, "k"), headers=worker_auth(load)).status_code == 204
-    assert client.get(url(extract, "k"), headers=worker_auth(extract)).get_json() == {"value": "e"}
-    assert client.delete(url(load), headers=worker_auth(load)).status_code == 204
+    assert client.get(key_url(extract, "k"), headers=worker_auth(extract)).get_json() == {"value": "e"}
+    assert client.delete(key_url(load, "k"), headers=worker_auth(load)).status_code == 204
+    assert client.get(key_url(extract, "k"), headers=worker_auth(extract)).get_json() == {"value": "e"}
+    assert client.delete(key_url(load), headers=worker_auth(load)).status_code == 204
     assert [(row.task_id, row.key) for row in stored_rows()] == [("extract", "k")]
 
 
@@ -523,7 +479,7 @@ def test_two_tasks_of_one_run_never_share_keys(client, make_run, worker_auth, st
 @pytest.mark.parametrize("method", WORKER_CALLS)
 def test_unknown_task_instance_is_404_with_airflows_message(client, worker_auth, stored_rows, method):
     unknown = str(uuid.uuid4())
-    response = call(client, method, unknown, "k", worker_auth(unknown))
+    response = worker_call(client, method, unknown, "k", worker_auth(unknown))
     assert response.status_code == 404
     assert response.get_json() == {
         "detail": {"reason": "not_found", "message": f"Task instance {unknown} not found"}}
@@ -531,7 +487,7 @@ def test_unknown_task_instance_is_404_with_airflows_message(client, worker_auth,
 
 
 def test_missing_key_is_404_naming_the_key(client, ti_id, auth):
-    response = client.get(url(ti_id, "spark/job_id"), headers=auth)
+    response = client.get(key_url(ti_id, "spark/job_id"), headers=auth)
     assert response.status_code == 404
     error = detail(response)
     assert error["reason"] == "not_found"
@@ -540,8 +496,8 @@ def test_missing_key_is_404_naming_the_key(client, ti_id, auth):
 
 
 def test_task_instance_id_is_case_insensitive(client, ti_id, auth):
-    assert client.put(url(ti_id.upper(), "k"), data=put_body(1), headers=auth).status_code == 204
-    assert client.get(url(ti_id, "k"), headers=auth).get_json() == {"value": 1}
+    assert client.put(key_url(ti_id.upper(), "k"), data=put_body(1), headers=auth).status_code == 204
+    assert client.get(key_url(ti_id, "k"), headers=auth).get_json() == {"value": 1}
 
 
 # --- authentication and authorization -----------------------------------------------------
@@ -559,14 +515,14 @@ def _tampered(app, ti_id, other_ti_id):
 
 def _alg_none(app, ti_id, _other):
     header = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
-    claims = claims_for(app, ti_id)
+    claims = token_claims(app, ti_id)
     claims = {name: int(value.timestamp()) if isinstance(value, datetime) else value for name, value in claims.items()}
     return f"{header}.{b64url(json.dumps(claims).encode())}."
 
 
 def _signed(key=None, **overrides):
     def make(app, ti_id, _other):
-        return jwt.encode(claims_for(app, ti_id, **overrides), key or app.config["SECRET_KEY"], algorithm="HS256")
+        return jwt.encode(token_claims(app, ti_id, **overrides), key or app.config["SECRET_KEY"], algorithm="HS256")
     return make
 
 
@@ -608,7 +564,7 @@ def test_bad_token_is_401_and_nothing_is_read_or_written(app, client, make_run, 
 
     for method in WORKER_CALLS:
         with sql_statements() as statements:
-            response = call(client, method, ti_id, "seed", headers, value="overwritten")
+            response = worker_call(client, method, ti_id, "seed", headers, value="overwritten")
 
         assert response.status_code == 401, method
         assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -622,18 +578,9 @@ def test_bad_token_is_401_and_nothing_is_read_or_written(app, client, make_run, 
 
 
 def test_expired_token_message_says_so(app, client, ti_id):
-    response = client.get(url(ti_id, "k"), headers={"Authorization": "Bearer " + _expired(app, ti_id, None)})
+    response = client.get(key_url(ti_id, "k"), headers={"Authorization": "Bearer " + _expired(app, ti_id, None)})
     assert response.status_code == 401
     assert "expired" in detail(response)["message"]
-
-
-@pytest.mark.parametrize("method", WORKER_CALLS)
-def test_admin_api_key_is_not_a_worker_token(client, ti_id, admin_auth, seeded, stored_rows, method):
-    response = call(client, method, ti_id, "seed", admin_auth())
-    assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert detail(response)["reason"] == "unauthenticated"
-    assert stored_rows() == seeded
 
 
 @pytest.mark.parametrize("method", WORKER_CALLS)
@@ -642,7 +589,7 @@ def test_another_task_instances_token_is_403_and_nothing_is_read_or_written(
     other = make_run(run_id="other_run")["task"]
 
     with sql_statements() as statements:
-        response = call(client, method, ti_id, "seed", worker_auth(other), value="overwritten")
+        response = worker_call(client, method, ti_id, "seed", worker_auth(other), value="overwritten")
 
     assert response.status_code == 403
     error = detail(response)
@@ -654,19 +601,20 @@ def test_another_task_instances_token_is_403_and_nothing_is_read_or_written(
 
 def test_another_task_instances_token_does_not_reveal_whether_a_ti_exists(client, make_run, worker_auth, ti_id):
     other_token = worker_auth(make_run(run_id="other_run")["task"])
-    assert client.get(url(str(uuid.uuid4()), "k"), headers=other_token).status_code == 403
-    assert client.get(url(ti_id, "k"), headers=other_token).status_code == 403
+    assert client.get(key_url(str(uuid.uuid4()), "k"), headers=other_token).status_code == 403
+    assert client.get(key_url(ti_id, "k"), headers=other_token).status_code == 403
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
 def test_bearer_scheme_is_case_insensitive(app, client, ti_id, scheme):
     with app.app_context():
         token, _ = tokens.issue(ti_id)
-    assert client.put(url(ti_id, "k"), data=put_body(1), headers={"Authorization": f"{scheme} {token}"}).status_code == 204
+    response = client.put(key_url(ti_id, "k"), data=put_body(1), headers={"Authorization": f"{scheme} {token}"})
+    assert response.status_code == 204
 
 
 def test_auth_is_checked_before_the_request_is_validated(client, ti_id, seeded, stored_rows):
-    response = client.put(url(ti_id, "k" * 600), data=b"{not json")
+    response = client.put(key_url(ti_id, "k" * 600), data=b"{not json")
     assert response.status_code == 401
     assert stored_rows() == seeded
 
@@ -684,14 +632,14 @@ def _token_near_its_end(app, ti_id):
 
 @pytest.mark.parametrize("method", WORKER_CALLS + ["GET missing"])
 def test_token_near_its_end_is_refreshed_and_the_new_one_works(app, client, ti_id, auth, stored_rows, method):
-    assert client.put(url(ti_id, "k"), data=put_body("v"), headers=auth).status_code == 204
+    assert client.put(key_url(ti_id, "k"), data=put_body("v"), headers=auth).status_code == 204
     old, old_expiry = _token_near_its_end(app, ti_id)
 
     if method == "GET missing":
-        response = client.get(url(ti_id, "absent"), headers={"Authorization": f"Bearer {old}"})
+        response = client.get(key_url(ti_id, "absent"), headers={"Authorization": f"Bearer {old}"})
         assert response.status_code == 404
     else:
-        response = call(client, method, ti_id, "k", {"Authorization": f"Bearer {old}"})
+        response = worker_call(client, method, ti_id, "k", {"Authorization": f"Bearer {old}"})
         assert response.status_code in (200, 204)
 
     fresh = response.headers.get("Refreshed-API-Token")
@@ -702,21 +650,21 @@ def test_token_near_its_end_is_refreshed_and_the_new_one_works(app, client, ti_i
 
     # The new token is good for further calls, and is itself fresh enough not to be replaced.
     headers = {"Authorization": f"Bearer {fresh}"}
-    response = client.put(url(ti_id, "after"), data=put_body("refreshed"), headers=headers)
+    response = client.put(key_url(ti_id, "after"), data=put_body("refreshed"), headers=headers)
     assert response.status_code == 204
     assert "Refreshed-API-Token" not in response.headers
-    assert client.get(url(ti_id, "after"), headers=headers).get_json() == {"value": "refreshed"}
+    assert client.get(key_url(ti_id, "after"), headers=headers).get_json() == {"value": "refreshed"}
 
 
 @pytest.mark.parametrize("method", WORKER_CALLS)
 def test_fresh_token_is_not_refreshed(app, client, ti_id, auth, method):
-    assert client.put(url(ti_id, "k"), data=put_body("v"), headers=auth).status_code == 204
+    assert client.put(key_url(ti_id, "k"), data=put_body("v"), headers=auth).status_code == 204
     lifetime = app.config["TASKSTORE"].token_lifetime_seconds
     with app.app_context():
         # Half the lifetime used: more than a fifth is left.
         half_used, _ = tokens.issue(ti_id, now=datetime.now(UTC) - timedelta(seconds=lifetime * 0.5))
     for headers in (auth, {"Authorization": f"Bearer {half_used}"}):
-        response = call(client, method, ti_id, "k", headers)
+        response = worker_call(client, method, ti_id, "k", headers)
         assert response.status_code in (200, 204)
         assert "Refreshed-API-Token" not in response.headers
 
@@ -728,8 +676,8 @@ def test_fresh_token_is_not_refreshed(app, client, ti_id, auth, method):
 def test_airflow_api_version_header_is_accepted(client, ti_id, auth, stored_rows, method):
     headers = {**auth, "airflow-api-version": "2026-06-30", "Content-Type": "application/json",
                "Accept": "application/json", "User-Agent": "apache-airflow-task-sdk/1.3.0"}
-    assert client.put(url(ti_id, "k"), data=put_body("v"), headers=headers).status_code == 204
-    response = call(client, method, ti_id, "k", headers, value="w")
+    assert client.put(key_url(ti_id, "k"), data=put_body("v"), headers=headers).status_code == 204
+    response = worker_call(client, method, ti_id, "k", headers, value="w")
     assert response.status_code in (200, 204)
     expected = {"GET": ['"v"'], "PUT": ['"w"'], "DELETE": [], "CLEAR": []}[method]
     assert [row.value for row in stored_rows()] == expected
@@ -744,13 +692,13 @@ def test_body_over_the_hard_limit_is_413_and_nothing_is_written(make_app, ti_id,
     with app.app_context():
         token, _ = tokens.issue(ti_id)
     auth = {"Authorization": f"Bearer {token}"}
-    assert client.put(url(ti_id, "k"), data=put_body("before"), headers=auth).status_code == 204
+    assert client.put(key_url(ti_id, "k"), data=put_body("before"), headers=auth).status_code == 204
 
     just_under = put_body("x" * 2000)
     assert len(just_under) <= 2048
-    assert client.put(url(ti_id, "fits"), data=just_under, headers=auth).status_code == 204
+    assert client.put(key_url(ti_id, "fits"), data=just_under, headers=auth).status_code == 204
 
-    response = client.put(url(ti_id, "k"), data=put_body("x" * 3000), headers=auth)
+    response = client.put(key_url(ti_id, "k"), data=put_body("x" * 3000), headers=auth)
     assert response.status_code == 413
     error = detail(response)
     assert error["reason"] == "payload_too_large"
@@ -767,7 +715,7 @@ def test_chunked_body_over_the_hard_limit_is_413_not_a_truncated_parse(make_app,
     streaming = {"wsgi.input_terminated": True}  # what gunicorn sets for a chunked request
 
     def put_streamed(body: bytes):
-        return app.test_client().put(url(ti_id, "k"), input_stream=io.BytesIO(body),
+        return app.test_client().put(key_url(ti_id, "k"), input_stream=io.BytesIO(body),
                                      headers={**auth, "Transfer-Encoding": "chunked"},
                                      environ_overrides=streaming)
 
@@ -791,21 +739,21 @@ def test_value_over_the_soft_limit_is_stored_with_a_warning(client, ti_id, auth,
     assert limit == 65535
     big = "x" * (limit + 5000)
     with caplog.at_level(logging.WARNING, logger="webapp"):
-        response = client.put(url(ti_id, "big"), data=put_body(big), headers=auth)
+        response = client.put(key_url(ti_id, "big"), data=put_body(big), headers=auth)
     assert response.status_code == 204
     warnings = [record for record in caplog.records
                 if record.levelno == logging.WARNING and record.name == "webapp.store"]
     assert len(warnings) == 1
     assert "max_value_bytes" in warnings[0].getMessage()
     assert "big" in warnings[0].getMessage()
-    assert client.get(url(ti_id, "big"), headers=auth).get_json() == {"value": big}
+    assert client.get(key_url(ti_id, "big"), headers=auth).get_json() == {"value": big}
     [row] = stored_rows()
     assert len(row.value) == limit + 5002
 
 
 def test_value_under_the_soft_limit_logs_no_warning(client, ti_id, auth, caplog):
     with caplog.at_level(logging.WARNING, logger="webapp"):
-        assert client.put(url(ti_id, "k"), data=put_body("x" * 60000), headers=auth).status_code == 204
+        assert client.put(key_url(ti_id, "k"), data=put_body("x" * 60000), headers=auth).status_code == 204
     assert [record for record in caplog.records
             if record.levelno >= logging.WARNING and record.name.startswith("webapp")] == []
 
@@ -828,7 +776,7 @@ def test_database_down_is_a_quick_503_with_json(make_app, unreachable_database_u
         token, _ = tokens.issue(ti_id)
 
     started = time.monotonic()
-    response = call(app.test_client(), method, ti_id, "k", {"Authorization": f"Bearer {token}"})
+    response = worker_call(app.test_client(), method, ti_id, "k", {"Authorization": f"Bearer {token}"})
     elapsed = time.monotonic() - started
 
     assert response.status_code == 503
@@ -872,7 +820,7 @@ def test_locked_sqlite_database_is_a_503_and_nothing_is_half_written(make_app, t
     sqlite_write_lock.acquire()
     try:
         started = time.monotonic()
-        response = call(client, method, ti_id, "seed", auth, value="overwritten")
+        response = worker_call(client, method, ti_id, "seed", auth, value="overwritten")
         elapsed = time.monotonic() - started
         assert response.status_code == 503
         assert detail(response)["reason"] == "database_unavailable"
@@ -883,7 +831,7 @@ def test_locked_sqlite_database_is_a_503_and_nothing_is_half_written(make_app, t
 
     assert stored_rows() == seeded
     # Once the lock is gone the same app works again.
-    response = call(client, method, ti_id, "seed", auth, value="overwritten")
+    response = worker_call(client, method, ti_id, "seed", auth, value="overwritten")
     assert response.status_code == 204
     assert [row.value for row in stored_rows()] == (['"overwritten"'] if method == "PUT" else [])
 
@@ -894,28 +842,28 @@ def test_locked_sqlite_database_is_a_503_and_nothing_is_half_written(make_app, t
 def test_through_gunicorn_non_utf8_key_and_chunked_upload(live_server, ti_id, auth, stored_rows):
     """What the test client cannot show: raw path bytes and a chunked body, as gunicorn passes them."""
     with httpx.Client(base_url=live_server, headers=auth, timeout=30) as http:
-        response = http.put(f"{STORE}/{ti_id}/bad%FFkey", content=put_body(1))
+        response = http.put(f"{WORKER_API}/{ti_id}/bad%FFkey", content=put_body(1))
         assert response.status_code == 422
         assert response.json()["detail"]["field"] == "key"
 
-        response = http.put(f"{STORE}/{ti_id}/%2Fleading//key%0A", content=put_body(1))
+        response = http.put(f"{WORKER_API}/{ti_id}/%2Fleading//key%0A", content=put_body(1))
         assert response.status_code == 422
         assert "U+000A" in response.json()["detail"]["message"]
 
-        response = http.put(f"{STORE}/{ti_id}/%2Fleading//key", content=put_body("slashes"))
+        response = http.put(f"{WORKER_API}/{ti_id}/%2Fleading//key", content=put_body("slashes"))
         assert response.status_code == 204
-        assert http.get(f"{STORE}/{ti_id}/%2Fleading%2F%2Fkey").json() == {"value": "slashes"}
+        assert http.get(f"{WORKER_API}/{ti_id}/%2Fleading%2F%2Fkey").json() == {"value": "slashes"}
 
         def chunks(body: bytes):
             for start in range(0, len(body), 64 * 1024):
                 yield body[start:start + 64 * 1024]
 
         too_big = b'{"value": "sneaky"}' + b" " * (1024 * 1024)
-        response = http.put(f"{STORE}/{ti_id}/chunked", content=chunks(too_big))
+        response = http.put(f"{WORKER_API}/{ti_id}/chunked", content=chunks(too_big))
         assert response.status_code == 413
         assert response.json()["detail"]["reason"] == "payload_too_large"
 
-        response = http.put(f"{STORE}/{ti_id}/chunked", content=chunks(put_body("streamed").encode()))
+        response = http.put(f"{WORKER_API}/{ti_id}/chunked", content=chunks(put_body("streamed").encode()))
         assert response.status_code == 204
     assert {row.key: row.value for row in stored_rows()} == {"/leading//key": '"slashes"', "chunked": '"streamed"'}
 
@@ -932,15 +880,15 @@ STATEMENTS_PER_CALL = {"GET": 1, "GET missing": 1, "PUT": 1, "PUT overwrite": 1,
 @pytest.mark.parametrize("method", list(STATEMENTS_PER_CALL))
 def test_sql_statements_per_worker_call(client, ti_id, auth, sql_statements, method):
     # Warm up the connection so that first-connect queries are not counted.
-    assert client.put(url(ti_id, "k"), data=put_body("v"), headers=auth).status_code == 204
+    assert client.put(key_url(ti_id, "k"), data=put_body("v"), headers=auth).status_code == 204
 
     with sql_statements() as statements:
         if method.endswith(" missing"):
-            response = call(client, method.split()[0], ti_id, "absent", auth)
+            response = worker_call(client, method.split()[0], ti_id, "absent", auth)
         elif method == "PUT overwrite":
-            response = client.put(url(ti_id, "k"), data=put_body("w"), headers=auth)
+            response = client.put(key_url(ti_id, "k"), data=put_body("w"), headers=auth)
         else:
-            response = call(client, method, ti_id, "new" if method == "PUT" else "k", auth)
+            response = worker_call(client, method, ti_id, "new" if method == "PUT" else "k", auth)
 
     assert response.status_code == (404 if method == "GET missing" else 200 if method == "GET" else 204)
     assert len(statements) == STATEMENTS_PER_CALL[method], statements
@@ -953,7 +901,7 @@ def test_sql_statements_per_worker_call(client, ti_id, auth, sql_statements, met
     ("POST", "{ti}/k"), ("PATCH", "{ti}/k"), ("POST", "{ti}"), ("PATCH", "{ti}"),
 ])
 def test_wrong_method_is_405_with_json(client, ti_id, auth, seeded, stored_rows, method, path):
-    response = client.open(f"{STORE}/" + path.format(ti=ti_id), method=method, data=put_body(1), headers=auth)
+    response = client.open(f"{WORKER_API}/" + path.format(ti=ti_id), method=method, data=put_body(1), headers=auth)
     assert response.status_code == 405
     error = detail(response)
     assert error["reason"] == "method_not_allowed"

@@ -1,29 +1,30 @@
 """Browser fixtures: Playwright (sync API) driving Debian's Chromium against ``live_server``.
 
 Playwright comes from PyPI, the browser from Debian (``apt-get install chromium``); Playwright's
-own browser downloads are never used. Without /usr/bin/chromium these tests skip.
+own browser downloads are never used. Without /usr/bin/chromium these tests skip. Every test
+here is marked ``slow`` (tests/conftest.py), so ``pytest -m "not slow"`` leaves them out.
 
 Test data goes straight into the shared test database through the ``app`` fixture (an app
-context in this process); the server process reads the same database. ``app`` empties every
-table after each test, so each test logs in with users it created itself.
+context in this process: ``make_run``, ``make_user``, ``set_ti_state`` of tests/conftest.py);
+the server process reads the same database. ``app`` empties every table after each test, so
+each test logs in with users it created itself. Keys are written by ``worker_put``, which here
+goes through the worker API of the server process, as a worker's writes do.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
-from webapp import runs
-from webapp.auth import users
-from webapp.extensions import db
+from support import PASSWORD, put_key
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
-PASSWORD = "correct horse battery"
 # Playwright's expect() retries until this many milliseconds have passed; the only waits here.
 EXPECT_TIMEOUT_MS = 10_000
 
@@ -36,7 +37,8 @@ def launch_chromium(playwright):
 def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install playwright)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="browser tests need playwright (pip install playwright)")
     sync_api.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_api.sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
@@ -56,35 +58,9 @@ def page(browser, live_server, app):
 
 
 @pytest.fixture
-def password() -> str:
-    """Every user made by ``make_user`` has this password."""
-    return PASSWORD
-
-
-@pytest.fixture
-def make_user(app):
-    def _make(username: str, role: str) -> str:
-        with app.app_context():
-            users.create(username, PASSWORD, role)
-            db.session.commit()
-        return username
-
-    return _make
-
-
-@pytest.fixture
-def set_ti_state(app):
-    def _set(dag_id: str, run_id: str, task_id: str, state: str | None, map_index: int = -1) -> None:
-        with app.app_context():
-            runs.set_state(runs.get_task_instance(dag_id, run_id, task_id, map_index), state, clear_on_success=False)
-            db.session.commit()
-
-    return _set
-
-
-@pytest.fixture
-def log_in(page):
-    """Log in through the login form, as a person would; lands on the DAGs page."""
+def browser_login(page):
+    """Log in through the login form, as a person would; lands on the DAGs page. Users come
+    from ``make_user`` (tests/conftest.py), all with ``support.PASSWORD``."""
 
     def _log_in(username: str, password: str = PASSWORD) -> None:
         page.goto("/login")
@@ -94,3 +70,15 @@ def log_in(page):
         page.wait_for_url(lambda url: "/login" not in url)
 
     return _log_in
+
+
+@pytest.fixture
+def worker_put(live_server, worker_auth):
+    """Overrides tests/conftest.py's ``worker_put``: the write goes through the worker API of
+    the server process, with a worker token, as a running task's writes do."""
+    with httpx.Client(base_url=live_server, timeout=10) as http:
+
+        def _put(ti: str, key: str, value, expires_at: str | None = None) -> None:
+            put_key(http, worker_auth(ti), ti, key, value, expires_at)
+
+        yield _put

@@ -1,25 +1,27 @@
 """The admin UI in a real browser (Chromium through Playwright) against the real server
 process (``taskstore serve``, gunicorn), found by the accessible names of issue 3 item 9.
 
-The only waits are Playwright's auto-waiting and ``expect`` timeouts (10 s); nothing sleeps.
+The waits are Playwright's auto-waiting and ``expect`` timeouts (10 s). One test waits on
+purpose: that an open edit form outlives the polling needs time for polls to happen.
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 
-import httpx
 import pytest
+
+from support import PASSWORD, ti_page_url
 
 expect = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright").expect
 
 DAG, RUN = "etl", "manual_1"
+POLL_SECONDS = 3  # a running task instance's key table refreshes this often
 
 
-def ti_path(task_id: str, map_index: int = -1, dag_id: str = DAG, run_id: str = RUN) -> str:
-    path = f"/dags/{dag_id}/runs/{run_id}/tasks/{task_id}"
-    return path if map_index == -1 else f"{path}?map_index={map_index}"
+def url_pattern(path: str) -> re.Pattern:
+    """Matches a page's full URL ending in ``path`` (for ``expect(page).to_have_url``)."""
+    return re.compile(re.escape(path) + "$")
 
 
 def mark_document(page) -> None:
@@ -53,24 +55,10 @@ def etl_run(make_run):
     return make_run(dag_id=DAG, run_id=RUN, tasks=(("submit", None), ("copy", [0, 1, 2])))
 
 
-@pytest.fixture
-def worker_put(live_server, worker_auth):
-    """Write a key the way a worker does: the worker API of the server process, a worker token."""
-
-    def _put(ti: str, key: str, value, expires_at: str | None = None) -> None:
-        response = httpx.put(
-            f"{live_server}/execution/store/ti/{ti}/{quote(key, safe='')}",
-            json={"value": value, "expires_at": expires_at}, headers=worker_auth(ti), timeout=10,
-        )
-        assert response.status_code == 204, response.text
-
-    return _put
-
-
 # --- logging in and finding a task instance -----------------------------------------------
 
 
-def test_login_refuses_a_wrong_password_then_lands_on_the_dags_page(page, make_user, password, etl_run):
+def test_login_refuses_a_wrong_password_then_lands_on_the_dags_page(page, make_user, etl_run):
     make_user("olga", "viewer")
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login\?next=/$"))
@@ -80,7 +68,7 @@ def test_login_refuses_a_wrong_password_then_lands_on_the_dags_page(page, make_u
     expect(page.get_by_role("alert")).to_have_text("Invalid username or password.")
 
     page.get_by_label("Username").fill("olga")
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("DAGs")
     expect(page.get_by_role("link", name=DAG, exact=True)).to_be_visible()
@@ -91,19 +79,19 @@ def test_login_refuses_a_wrong_password_then_lands_on_the_dags_page(page, make_u
     expect(page).to_have_url(re.compile(r"/login"))
 
 
-def test_login_returns_to_the_page_asked_for(page, make_user, password, etl_run):
+def test_login_returns_to_the_page_asked_for(page, make_user, etl_run):
     make_user("olga", "viewer")
-    page.goto(ti_path("copy", 2))
+    page.goto(ti_page_url(DAG, RUN, "copy", map_index=2))
     page.get_by_label("Username").fill("olga")
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(re.escape(ti_path("copy", 2)) + "$"))
+    expect(page).to_have_url(url_pattern(ti_page_url(DAG, RUN, "copy", map_index=2)))
     expect(page.get_by_role("heading", level=1)).to_have_text("copy map index 2")
 
 
-def test_drill_down_from_dags_to_a_mapped_task_instance_by_links(page, make_user, log_in, etl_run, worker_put):
+def test_drill_down_from_dags_to_a_mapped_task_instance_by_links(page, make_user, browser_login, etl_run, worker_put):
     worker_put(etl_run[("copy", 1)], "checkpoint", {"partition": "dt=2026-11-02", "last_object": "part-00042"})
-    log_in(make_user("olga", "viewer"))
+    browser_login(make_user("olga", "viewer"))
 
     dags = page.get_by_role("row").filter(has=page.get_by_role("link", name=DAG, exact=True))
     expect(dags.get_by_role("cell")).to_have_text([DAG, "1", "1", "1"])  # runs, TIs with keys, keys
@@ -116,7 +104,7 @@ def test_drill_down_from_dags_to_a_mapped_task_instance_by_links(page, make_user
     expect(page.get_by_role("rowheader", name=re.compile(r"^copy\b"))).to_contain_text("3 mapped task instances")
     page.get_by_role("link", name="copy [1]", exact=True).click()
 
-    expect(page).to_have_url(re.compile(re.escape(ti_path("copy", 1)) + "$"))
+    expect(page).to_have_url(url_pattern(ti_page_url(DAG, RUN, "copy", map_index=1)))
     expect(page.get_by_role("heading", level=1)).to_have_text("copy map index 1")
     row = key_row(page, "checkpoint")
     expect(row).to_contain_text('"last_object": "part-00042"')
@@ -130,14 +118,48 @@ def test_drill_down_from_dags_to_a_mapped_task_instance_by_links(page, make_user
     expect(key_rows(page)).to_have_text(["No live keys."])
 
 
+def test_search_finds_a_key_by_part_of_its_name_and_leads_to_its_task_instance(
+        page, make_user, browser_login, make_run, etl_run, worker_put):
+    reports = make_run(dag_id="reports", run_id="daily_1")
+    worker_put(etl_run[("copy", 1)], "spark/checkpoint", {"last_object": "part-00042"})
+    worker_put(etl_run["submit"], "unrelated", 1)
+    worker_put(reports["task"], "checkpoint-of-reports", 2)
+    browser_login(make_user("olga", "viewer"))
+
+    page.get_by_role("link", name="Search keys").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Search keys")
+    page.get_by_label("Key contains").fill("CHECKPOINT")  # a part of the name, in another case
+    page.get_by_role("button", name="Search", exact=True).click()
+    results = page.get_by_role("row").filter(has=page.get_by_role("cell"))
+    expect(results).to_have_count(2)
+    expect(page.get_by_role("link", name="checkpoint-of-reports", exact=True)).to_be_visible()
+    found = results.filter(has=page.get_by_role("link", name="spark/checkpoint", exact=True))
+    expect(found.get_by_role("cell")).to_have_text([DAG, RUN, "copy", "1", "spark/checkpoint", re.compile("UTC"),
+                                                     "never"])
+
+    # A DAG narrows the search down; the text stays.
+    expect(page.get_by_label("Key contains")).to_have_value("CHECKPOINT")
+    page.get_by_label("DAG", exact=True).fill(DAG)
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.get_by_text("1 key found in DAG")).to_be_visible()
+    expect(results).to_have_count(1)
+    expect(page.get_by_role("link", name="checkpoint-of-reports", exact=True)).to_have_count(0)
+
+    # The key links to its task instance, which shows the key.
+    found.get_by_role("link", name="spark/checkpoint", exact=True).click()
+    expect(page).to_have_url(url_pattern(ti_page_url(DAG, RUN, "copy", map_index=1)))
+    expect(page.get_by_role("heading", level=1)).to_have_text("copy map index 1")
+    expect(key_row(page, "spark/checkpoint")).to_contain_text('"last_object": "part-00042"')
+
+
 # --- live updates -------------------------------------------------------------------------
 
 
-def test_a_workers_writes_appear_without_reloading(page, make_user, log_in, etl_run, set_ti_state, worker_put):
+def test_a_workers_writes_appear_without_reloading(page, make_user, browser_login, etl_run, set_ti_state, worker_put):
     ti = etl_run["submit"]
     set_ti_state(DAG, RUN, "submit", "running")
-    log_in(make_user("olga", "viewer"))
-    page.goto(ti_path("submit"))
+    browser_login(make_user("olga", "viewer"))
+    page.goto(ti_page_url(DAG, RUN, "submit"))
     expect(page.get_by_text("Refreshes every 3 seconds while the task runs.")).to_be_visible()
     expect(key_rows(page)).to_have_text(["No live keys."])
     mark_document(page)
@@ -154,18 +176,18 @@ def test_a_workers_writes_appear_without_reloading(page, make_user, log_in, etl_
 # --- roles --------------------------------------------------------------------------------
 
 
-def test_a_viewer_sees_no_editing_controls(page, make_user, log_in, etl_run, worker_put):
+def test_a_viewer_sees_no_editing_controls(page, make_user, browser_login, etl_run, worker_put):
     worker_put(etl_run["submit"], "cursor", 42)
     make_user("vera", "viewer")
-    log_in(make_user("eddie", "editor"))
-    page.goto(ti_path("submit"))
+    browser_login(make_user("eddie", "editor"))
+    page.goto(ti_page_url(DAG, RUN, "submit"))
     # An editor has them (so the viewer's absence below is not vacuous) ...
     expect(page.get_by_role("button", name="Add key")).to_be_visible()
     expect(key_row(page, "cursor").get_by_role("button", name="Edit")).to_be_visible()
 
     page.get_by_role("button", name="Log out").click()
-    log_in("vera")
-    page.goto(ti_path("submit"))
+    browser_login("vera")
+    page.goto(ti_page_url(DAG, RUN, "submit"))
     expect(key_row(page, "cursor")).to_contain_text("42")
     # ... a viewer has none of them, and no form fields to change keys with.
     for name in ("Add key", "Edit", "Save", "Delete", "Clear all keys"):
@@ -198,12 +220,12 @@ def stored(app):
 
 
 @pytest.fixture
-def editor_on(page, make_user, log_in):
+def editor_on(page, make_user, browser_login):
     """Log in as an editor and open a task instance's page."""
 
     def _open(task_id: str = "submit") -> None:
-        log_in(make_user("eddie", "editor"))
-        page.goto(ti_path(task_id))
+        browser_login(make_user("eddie", "editor"))
+        page.goto(ti_page_url(DAG, RUN, task_id))
         expect(page.get_by_role("heading", level=1)).to_have_text(task_id)
 
     return _open
@@ -248,15 +270,29 @@ def test_edit_a_key_in_place_and_change_its_expiry(page, editor_on, etl_run, wor
     expect(key_row(page, "checkpoint").get_by_role("cell").nth(3)).to_contain_text("2030-01-01 00:00:00 UTC")
     mark_document(page)
 
-    # The value: Edit opens the form in the row, Save swaps the row back (no page load).
     row = key_row(page, "checkpoint")
-    row.get_by_role("button", name="Edit").click()
+    edit_button = row.get_by_role("button", name="Edit checkpoint", exact=True)
+
+    # Cancel: the form goes, the row comes back unchanged, and the keyboard is back on Edit.
+    edit_button.click()
     value = editing_row(page).get_by_label("Value", exact=True)
+    expect(value).to_be_focused()  # opening the form moves the keyboard into it
+    value.fill('{"offset": "not saved"}')
+    editing_row(page).get_by_role("link", name="Cancel", exact=True).click()
+    expect(editing_row(page)).to_have_count(0)
+    expect(row).to_contain_text('"offset": 100')
+    expect(edit_button).to_be_focused()
+    assert stored("submit", "checkpoint")[0] == '{"offset":100}'
+
+    # The value: Edit opens the form in the row, Save swaps the row back (no page load).
+    edit_button.click()
+    expect(value).to_be_focused()
     expect(value).to_have_value(re.compile(r'"offset": 100'))
     value.fill('{"offset": 250}')
     editing_row(page).get_by_role("button", name="Save").click()
     expect(row).to_contain_text('"offset": 250')
     expect(page.get_by_role("button", name="Save")).to_have_count(0)
+    expect(edit_button).to_be_focused()  # after Save the keyboard is back on the row's Edit button
     assert stored("submit", "checkpoint")[0] == '{"offset":250}'
     expect(row.get_by_role("cell").nth(3)).to_contain_text("2030-01-01 00:00:00 UTC")  # the expiry is kept
     assert_same_document(page)
@@ -276,6 +312,22 @@ def test_edit_a_key_in_place_and_change_its_expiry(page, editor_on, etl_run, wor
     assert stored("submit", "checkpoint")[1].replace(tzinfo=None).isoformat() == "2031-05-06T07:08:00"
     assert_same_document(page)
     expect(key_row(page, "other")).to_contain_text('"untouched"')
+
+
+def test_extend_a_keys_expiry_by_a_day_in_place(page, editor_on, etl_run, worker_put, stored):
+    worker_put(etl_run["submit"], "lease", "held", expires_at="2030-01-01T06:00:00Z")
+    worker_put(etl_run["submit"], "other", "untouched", expires_at="2030-01-01T06:00:00Z")
+    editor_on()
+    row = key_row(page, "lease")
+    expect(row.get_by_role("cell").nth(3)).to_contain_text("2030-01-01 06:00:00 UTC")
+    mark_document(page)
+
+    row.get_by_role("button", name="Extend lease by 1 day", exact=True).click()
+    expect(row.get_by_role("status")).to_have_text("Extended by 1 day.")
+    expect(row.get_by_role("cell").nth(3)).to_contain_text("2030-01-02 06:00:00 UTC")
+    assert_same_document(page)  # htmx swapped the row; the page was not reloaded
+    assert stored("submit", "lease")[1].replace(tzinfo=None).isoformat() == "2030-01-02T06:00:00"
+    expect(key_row(page, "other").get_by_role("cell").nth(3)).to_contain_text("2030-01-01 06:00:00 UTC")
 
 
 def test_a_bad_value_is_refused_beside_the_field(page, editor_on, etl_run, worker_put, stored):
@@ -325,3 +377,31 @@ def test_clear_all_keys_after_confirming(page, editor_on, etl_run, worker_put, s
     page.get_by_role("button", name="Clear", exact=True).click()
     expect(key_rows(page)).to_have_text(["No live keys."])
     assert [stored("submit", key) for key in ("a", "b", "c")] == [None, None, None]
+
+
+# --- live updates while a key is being edited ---------------------------------------------
+
+
+def test_a_poll_never_wipes_an_open_edit_form(page, editor_on, etl_run, set_ti_state, worker_put, stored):
+    ti = etl_run["submit"]
+    set_ti_state(DAG, RUN, "submit", "running")
+    worker_put(ti, "checkpoint", {"offset": 100})
+    editor_on()
+    expect(page.get_by_text(f"Refreshes every {POLL_SECONDS} seconds while the task runs.")).to_be_visible()
+    row = key_row(page, "checkpoint")
+    row.get_by_role("button", name="Edit checkpoint", exact=True).click()
+    value = editing_row(page).get_by_label("Value", exact=True)
+    expect(value).to_be_focused()
+    value.fill('{"offset": 250, "note": "typed while the table polls"}')
+
+    worker_put(ti, "written-meanwhile", "by the worker")  # another key: a poll would bring a new table
+    page.wait_for_timeout((2 * POLL_SECONDS + 1) * 1000)  # more than two poll intervals
+    expect(editing_row(page)).to_have_count(1)  # the form is still open ...
+    expect(value).to_have_value('{"offset": 250, "note": "typed while the table polls"}')  # ... with the text
+    expect(value).to_be_focused()
+
+    # Once the form is closed the polling goes on: the worker's key shows up.
+    editing_row(page).get_by_role("link", name="Cancel", exact=True).click()
+    expect(key_row(page, "written-meanwhile")).to_contain_text('"by the worker"', timeout=(2 * POLL_SECONDS + 4) * 1000)
+    expect(row).to_contain_text('"offset": 100')
+    assert stored("submit", "checkpoint")[0] == '{"offset":100}'  # nothing typed was saved
