@@ -1,4 +1,4 @@
-"""Wire compatibility (contract section 3): Airflow's own Task SDK client, unchanged,
+"""Wire compatibility: Airflow's own Task SDK client, unchanged,
 against the live server."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The worker-side client (contract section 4): against the live server for behaviour, and
+"""The worker-side client: against the live server for behaviour, and
 against an ``httpx.MockTransport`` where a failure has to be staged (retries, refresh)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Configuration (contract section 7): ``TASKSTORE_*`` environment variables over an optional
+"""Configuration: ``TASKSTORE_*`` environment variables over an optional
 TOML file over the defaults; a bad, unknown or missing setting stops start-up with a
 message that names it."""
 

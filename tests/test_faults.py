@@ -1,4 +1,4 @@
-"""Faults (issue 4, item 6), each bounded in time and cleaning up after itself.
+"""Faults, each bounded in time and cleaning up after itself.
 
 - PostgreSQL restarted in the middle of a write load. The shared PostgreSQL of the test
   run is never touched: the test starts a PRIVATE PostgreSQL 15 cluster (initdb into a

@@ -1,4 +1,4 @@
-"""Fuzzing (issue 4, item 8), in-process through the WSGI app (the same code gunicorn runs).
+"""Fuzzing, in-process through the WSGI app (the same code gunicorn runs).
 
 - Hypothesis properties of the worker API: any JSON value round-trips exactly or gets a 422;
   any key (text) works the same for set, get and delete or gets a 422; never a 5xx, never an

@@ -1,4 +1,4 @@
-"""Reliability (issue 4, items 5 and 7).
+"""Reliability: expiry boundaries, racing edits and writers, retries.
 
 Item 5: 32 threads against the live server (gunicorn, 2 workers x 4 threads) over HTTP with
 a keep-alive client each, every loop bounded by MAX_REQUESTS per thread or SECONDS. Besides

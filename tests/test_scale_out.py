@@ -1,4 +1,4 @@
-"""Scale-out (issue 4, item 4): two server processes (each gunicorn with its own workers and
+"""Scale-out: two server processes (each gunicorn with its own workers and
 connection pool) on one database must never disagree. A write through one is read through
 the other at once; an admin edit through one, based on a version read there, is refused with
 412 once a worker wrote the key through the other. Runs on the test database of the pass

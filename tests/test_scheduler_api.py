@@ -1,4 +1,4 @@
-"""The scheduler side of the admin API (contract section 5): creating DAG runs with their task
+"""The scheduler side of the admin API: creating DAG runs with their task
 instances, moving task instances through their states (retries share keys, clear_on_success),
 deleting runs, issuing worker tokens, the listings, and who may do what."""
 

@@ -1,4 +1,4 @@
-"""Security (issue 4, item 9): the parts not already covered elsewhere.
+"""Security: the parts not already covered elsewhere.
 
 tests/test_worker_api.py already refuses, on every worker call, alg none, a wrong key, a
 tampered payload, an expired token (401) and another TI's token (403). Here every route of

@@ -1,4 +1,4 @@
-"""The worker API under ``/execution`` (contract section 3) and the key/value rules of
+"""The worker API under ``/execution`` and the key/value rules of
 section 1 as a worker sees them: status codes, JSON bodies and what is (not) in the table."""
 
 from __future__ import annotations

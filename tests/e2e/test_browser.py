@@ -1,5 +1,5 @@
 """The admin UI in a real browser (Chromium through Playwright) against the real server
-process (``taskstore serve``, gunicorn), found by the accessible names of issue 3 item 9.
+process (``taskstore serve``, gunicorn), found by their accessible names (as a screen reader user would).
 
 The waits are Playwright's auto-waiting and ``expect`` timeouts (10 s). One test waits on
 purpose: that an open edit form outlives the polling needs time for polls to happen.
