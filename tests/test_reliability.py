@@ -1,12 +1,12 @@
 """Reliability: expiry boundaries, racing edits and writers, retries.
 
-Item 5: 32 threads against the live server (gunicorn, 2 workers x 4 threads) over HTTP with
+Racing clients: 32 threads against the live server (gunicorn, 2 workers x 4 threads) over HTTP with
 a keep-alive client each, every loop bounded by MAX_REQUESTS per thread or SECONDS. Besides
 "no error" and "one row", the checks use the order the clients observed: each request records
 the monotonic time before it was sent and after its answer arrived, so "A was acknowledged
 before B was sent" means A committed before B started, and the table must agree.
 
-Item 7: expiry at the boundary, clock-independent: the store functions take an explicit
+Expiry at the boundary, clock-independent: the store functions take an explicit
 ``now``, so a key expiring at T is checked at T - 1 µs, T and T + 1 µs on every database
 (MariaDB DATETIME(6), SQLite's text comparison, PostgreSQL's timestamp).
 """
