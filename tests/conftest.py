@@ -268,15 +268,21 @@ def stored_rows(app):
     return _rows
 
 
+BOOKKEEPING = {("api_key", "last_used_at"), ("user_session", "last_seen_at")}
+
+
 @pytest.fixture
 def table_contents(app):
     """Every row of every table the models know, {table: sorted row reprs}: compare a call
-    before and after to show that it changed nothing."""
+    before and after to show that it changed nothing. Bookkeeping that any authenticated call
+    updates (when an API key or a session was last used) is left out."""
 
     def _contents() -> dict[str, list[str]]:
         with app.app_context():
-            found = {table.name: sorted(repr(tuple(row)) for row in db.session.execute(select(table)).all())
-                     for table in db.metadata.sorted_tables}
+            found = {}
+            for table in db.metadata.sorted_tables:
+                columns = [column for column in table.columns if (table.name, column.name) not in BOOKKEEPING]
+                found[table.name] = sorted(repr(tuple(row)) for row in db.session.execute(select(*columns)).all())
             db.session.remove()
         return found
 

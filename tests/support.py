@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from urllib.parse import quote
 
-SECRET_KEY = "test-secret-" + "x" * 40
+SECRET_KEY = "test-secret-Vq3x8ZKpL2mN7rT4wY9bC6dF1gH5jS0a"  # random-looking: weak secrets are refused
 PASSWORD = "correct horse battery"  # every user the make_user fixture creates has this password
 
 WORKER_API = "/execution/store/ti"

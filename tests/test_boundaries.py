@@ -99,13 +99,13 @@ def test_deleting_an_absent_key_records_nothing(app, client, admin_auth, seeded)
 
 
 def test_every_answer_that_depends_on_htmx_says_so_in_vary(app, client, seeded):
-    from webapp.auth import users
+    from webapp.auth import sessions, users
 
     with app.app_context():
-        user_id = users.create("vary-editor", "password123", "editor").id
+        token = sessions.start(users.create("vary-editor", "password123", "editor"))
         db.session.commit()
     with client.session_transaction() as session:
-        session["user_id"] = user_id
+        session[sessions.TOKEN_KEY] = token
     page = "/dags/dag/runs/run_1/tasks/task"
     for path in (page, f"{page}/edit?key=seed", f"{page}/delete?key=seed"):
         for headers in ({}, {"HX-Request": "true"}):

@@ -103,8 +103,16 @@ def test_viewer_api_key_can_read_but_not_write(client, runner):
 
 def test_each_api_key_is_different(runner):
     first = last_line(runner.invoke(args=["api-keys", "create", "one"]))
-    second = last_line(runner.invoke(args=["api-keys", "create", "one"]))
+    second = last_line(runner.invoke(args=["api-keys", "create", "two"]))
     assert first != second
+
+
+def test_a_second_active_key_of_the_same_name_is_refused_until_the_first_is_revoked(runner):
+    assert runner.invoke(args=["api-keys", "create", "ci"]).exit_code == 0
+    refused = runner.invoke(args=["api-keys", "create", "ci"])
+    assert refused.exit_code == 1 and "An API key named 'ci' exists" in refused.output
+    assert runner.invoke(args=["api-keys", "revoke", "ci"]).exit_code == 0
+    assert runner.invoke(args=["api-keys", "create", "ci"]).exit_code == 0
 
 
 def test_unknown_role_is_refused_and_creates_no_key(app, runner):

@@ -55,7 +55,7 @@ def test_an_unmigrated_database_says_to_run_db_upgrade(tmp_path):
     settings = {
         "TASKSTORE_INSTANCE_PATH": str(tmp_path),
         "TASKSTORE_DATABASE_URL": "sqlite:///" + str(tmp_path / "empty.db"),
-        "TASKSTORE_SECRET_KEY": "s" * 48,
+        "TASKSTORE_SECRET_KEY": "cli-errors-Vq3x8ZKpL2mN7rT4wY9bC6dF1gH5",
     }
     for command in (["api-keys", "create", "ci"], ["users", "create", "alice", "--password-stdin"], ["clean"],
                     ["token", "00000000-0000-0000-0000-000000000000"], ["demo-data"]):

@@ -18,7 +18,7 @@ from webapp.config import ConfigError
 from webapp.extensions import db
 from webapp.models import TaskState
 
-SECRET = "config-test-secret-" + "y" * 30
+SECRET = "config-test-secret-Pw7Lk2Qz9Rt4Xv6Bn1Mc8Jd3"
 
 
 @pytest.fixture
@@ -197,9 +197,29 @@ def test_a_short_secret_key_is_refused_without_showing_it(build, monkeypatch, se
         assert secret not in message
 
 
-def test_a_secret_key_of_32_characters_is_enough(build, monkeypatch):
-    monkeypatch.setenv("TASKSTORE_SECRET_KEY", "k" * 32)
-    assert build().config["SECRET_KEY"] == "k" * 32
+def test_a_random_secret_key_of_32_characters_is_enough(build, monkeypatch):
+    secret = "Vq3x8ZKpL2mN7rT4wY9bC6dF1gH5jS0a"
+    monkeypatch.setenv("TASKSTORE_SECRET_KEY", secret)
+    assert build().config["SECRET_KEY"] == secret
+
+
+@pytest.mark.parametrize("secret", [" " * 32, "k" * 40, "ab" * 24, "password" * 4],
+                         ids=["32 spaces", "one character", "two characters", "a word repeated"])
+def test_a_predictable_secret_key_is_refused_saying_why(build, monkeypatch, secret):
+    monkeypatch.setenv("TASKSTORE_SECRET_KEY", secret)
+    with pytest.raises(ConfigError, match=r"TASKSTORE_SECRET_KEY: looks too predictable .* distinct characters, "
+                                          r"about \d+ bits"):
+        build()
+
+
+@pytest.mark.parametrize("length", [32, 48, 64])
+def test_generated_secrets_pass(build, monkeypatch, length):
+    """What the message suggests, and the hex secrets of openssl rand -hex 16/24/32, all pass."""
+    import secrets
+
+    for secret in (secrets.token_urlsafe(48), secrets.token_hex(length // 2)):
+        monkeypatch.setenv("TASKSTORE_SECRET_KEY", secret)
+        assert build().config["SECRET_KEY"] == secret
 
 
 # --- the config file ----------------------------------------------------------------------

@@ -315,3 +315,40 @@ def test_integer_query_parameters_of_any_size_are_never_a_5xx(client, make_run, 
         assert response.status_code < 500, (url, name, number)
 
     check()
+
+
+# Any character a path segment or query parameter can carry, NUL and the lone surrogate's
+# neighbours included (invalid UTF-8 is covered byte by byte in test_hardening.py).
+segments = (st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=8)
+            | st.sampled_from(["a\x00b", "\x00", " ", "%", "..", "x" * 300, "é😀"]))
+
+
+def test_any_text_in_any_path_or_query_is_never_a_5xx(client, make_run, admin_auth, login_as):
+    """Names reach SQL in every lookup: on PostgreSQL a NUL in one was a 500 (its text columns
+    cannot hold NUL), on SQLite a search for one was a 503. Every answer is below 500 and,
+    from the API, JSON."""
+    make_run()
+    admin = admin_auth("editor")
+    login_as("editor", "pat")
+    templates = [f"{API}/dags/{{dag}}/dagRuns", f"{API}/dags/dag/dagRuns/{{run}}",
+                 f"{API}/dags/dag/dagRuns/{{run}}/taskInstances",
+                 f"{API}/dags/dag/dagRuns/run_1/taskInstances/{{task}}",
+                 f"{API}/dags/dag/dagRuns/run_1/taskInstances/task/state-store/{{key}}",
+                 f"{API}/users/{{dag}}", f"{API}/apiKeys/{{dag}}/revoke",
+                 "/dags/{dag}", "/dags/dag/runs/{run}", "/dags/dag/runs/run_1/tasks/{task}",
+                 "/dags/dag/runs/run_1/tasks/task/edit?key={key}", "/search?q={key}&dag_id={dag}"]
+
+    @settings(FUZZ, max_examples=80)
+    @given(template=st.sampled_from(templates), text=segments,
+           method=st.sampled_from(["GET", "PATCH", "DELETE", "POST"]))
+    def check(template, text, method):
+        url = template.format(dag=quote(text, safe=""), run=quote(text, safe=""), task=quote(text, safe=""),
+                              key=quote(text, safe=""))
+        is_api = url.startswith(API)
+        response = client.open(url, method=method if is_api else "GET", headers=admin if is_api else {},
+                               json={"value": 1} if is_api and method in ("PATCH", "POST") else None)
+        assert response.status_code < 500, (url, method, response.status_code)
+        if is_api and response.status_code != 204:
+            assert response.mimetype == "application/json", (url, method)
+
+    check()

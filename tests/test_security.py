@@ -28,7 +28,8 @@ import pytest
 from support import b64url, csrf_token, key_url, log_in, store_url, ti_page_url, token_claims
 from webapp.auth import tokens
 
-SKIP_ENDPOINTS = {"static", "ui.login", "ui.logout"}  # log-in and log-out change the session only
+# Log-in, log-out and a person's own account change their own session or password only.
+SKIP_ENDPOINTS = {"static", "ui.login", "ui.logout", "ui.account", "ui.logout_everywhere"}
 
 
 # --- helpers: routes and requests -----------------------------------------------------------
@@ -57,6 +58,9 @@ JSON_BODIES = {
     "admin.set_task_instance_state": {"state": "running"},
     "admin.put_key": {"value": "changed", "expires_at": None},
     "admin.patch_key": {"value": "changed"},
+    "admin.create_user": {"username": "mallory", "password": "password123", "role": "admin"},
+    "admin.change_user": {"role": "admin"},
+    "admin.create_api_key": {"name": "mallory", "role": "admin"},
     "worker.put_key": {"value": "changed", "expires_at": None},
     "worker.empty_key": {"value": "changed"},
 }
@@ -77,7 +81,8 @@ def world(make_run, worker_put):
     ids = make_run(tasks=(("task", None), ("mapped", [0])))
     ti = ids["task"]
     worker_put(ti, "seed", "seed-value")
-    return {"dag_id": "dag", "run_id": "run_1", "task_id": "task", "ti_id": ti, "key": "seed"}
+    return {"dag_id": "dag", "run_id": "run_1", "task_id": "task", "ti_id": ti, "key": "seed",
+            "username": "vera", "name_or_prefix": "nobody", "key_id": 1, "action": "disable"}
 
 
 def session_csrf(client) -> str:

@@ -344,9 +344,9 @@ def test_serve_demo_creates_an_admin_user_and_prints_its_password(app, client, t
     assert f"password {password}" in capsys.readouterr().out
 
 
-def test_login_attempts_are_throttled_per_username_and_address(client, make_user):
+def test_login_attempts_are_throttled_per_username(client, make_user):
     make_user("alice")
-    for _ in range(5):
+    for _ in range(10):
         assert "Invalid username or password." in log_in(client, "alice", "wrong password").text
     throttled = log_in(client, "alice", PASSWORD)  # even the right password is not checked now
     assert throttled.status_code == 429 and "Too many failed logins" in throttled.text

@@ -47,8 +47,8 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
 
     app.session_interface = CookieSessionInterface()
 
-    from . import database, errorhandlers
-    from .api import admin, admin_store, core, health, openapi, worker  # noqa: F401  (admin, admin_store: routes of core.bp)
+    from . import database, errorhandlers, security
+    from .api import access, admin, admin_store, core, health, openapi, worker  # noqa: F401  (routes of core.bp)
     from .cli import register_commands
     from .extensions import csrf, db, migrate
     from .ui import bp as ui_bp
@@ -75,6 +75,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
     csrf.exempt(worker.bp)
     csrf.exempt(core.bp)
     errorhandlers.register(app)
+    security.register(app)
     register_commands(app)
     return app
 
@@ -88,5 +89,5 @@ def instance_folder() -> Path:
 def database_url(settings: Settings, instance_path: str) -> str:
     if settings.database_url:
         return settings.database_url
-    os.makedirs(instance_path, exist_ok=True)
+    os.makedirs(instance_path, mode=0o700, exist_ok=True)  # it holds the database and the demo's secrets
     return "sqlite:///" + os.path.join(instance_path, "taskstore.db")

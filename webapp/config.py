@@ -3,11 +3,13 @@ explicit overrides (tests, ``serve --demo``). A bad value stops start-up naming 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
@@ -17,6 +19,10 @@ ENV_PREFIX = "TASKSTORE_"
 BOOTSTRAP_VARIABLES = {f"{ENV_PREFIX}CONFIG_FILE", f"{ENV_PREFIX}INSTANCE_PATH"}
 CONFIG_FILE_NAME = "taskstore.toml"
 MIN_SECRET_KEY_LENGTH = 32
+# A secret must look random: at least this many distinct characters and this many bits by the
+# characters' own frequencies (48 characters of secrets.token_urlsafe give about 250).
+MIN_SECRET_DISTINCT_CHARACTERS = 10
+MIN_SECRET_ENTROPY_BITS = 96
 
 
 class ConfigError(RuntimeError):
@@ -58,6 +64,20 @@ class Settings(BaseSettings):
         5, ge=1, description="Wait for a database connection before answering 503."
     )
     sqlite_busy_timeout_ms: int = Field(5000, ge=0, description="SQLite: wait for a lock before answering 503.")
+    session_idle_timeout_minutes: int = Field(
+        120, ge=1, le=60 * 24 * 30, description="A UI login ends after this long without a request."
+    )
+    session_lifetime_hours: int = Field(
+        24, ge=1, le=24 * 90, description="A UI login ends this long after it began, however active."
+    )
+    trusted_proxy_hops: int = Field(
+        0, ge=0, le=10,
+        description="Reverse proxies in front of the service whose X-Forwarded-For/-Proto to trust (0: none). "
+                    "Gives the real client address to the login throttle and the scheme to secure cookies.",
+    )
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto", description="Mark the session cookie Secure: auto = when the request came over HTTPS."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -145,4 +165,18 @@ def require_secret_key(settings: Settings) -> str:
     secret = settings.secret_key.get_secret_value()
     if len(secret) < MIN_SECRET_KEY_LENGTH:
         raise ConfigError(f"{ENV_PREFIX}SECRET_KEY: must be at least {MIN_SECRET_KEY_LENGTH} characters long")
+    distinct, bits = len(set(secret)), _entropy_bits(secret)
+    if distinct < MIN_SECRET_DISTINCT_CHARACTERS or bits < MIN_SECRET_ENTROPY_BITS:
+        raise ConfigError(
+            f"{ENV_PREFIX}SECRET_KEY: looks too predictable to sign tokens and sessions ({distinct} distinct "
+            f"characters, about {bits:.0f} bits; at least {MIN_SECRET_DISTINCT_CHARACTERS} and "
+            f"{MIN_SECRET_ENTROPY_BITS} are needed). Generate one: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
     return secret
+
+
+def _entropy_bits(text: str) -> float:
+    """Shannon entropy of the text by its own character frequencies, times its length."""
+    counts = Counter(text)
+    return max(0.0, -sum(count * math.log2(count / len(text)) for count in counts.values()))

@@ -1,7 +1,10 @@
-"""Flask's signed-cookie session, without its per-request cost when there is no cookie."""
+"""Flask's signed-cookie session, without its per-request cost when there is no cookie, and
+Secure when the deployment says so (``cookie_secure``: always, never, or auto = when the
+request came over HTTPS, which a trusted proxy reports in X-Forwarded-Proto)."""
 
 from __future__ import annotations
 
+from flask import request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 
@@ -13,3 +16,7 @@ class CookieSessionInterface(SecureCookieSessionInterface):
         if not request.cookies.get(self.get_cookie_name(app)):
             return self.session_class()
         return super().open_session(app, request)
+
+    def get_cookie_secure(self, app) -> bool:
+        mode = app.config["TASKSTORE"].cookie_secure
+        return mode == "always" or (mode == "auto" and request.is_secure)

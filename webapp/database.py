@@ -41,6 +41,7 @@ def engine_options(settings: Settings, url: str) -> dict[str, Any]:
 def configure_engine(engine: Engine, settings: Settings) -> None:
     if engine.dialect.name != "sqlite":
         return
+    _create_private(engine.url.database)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):
@@ -52,6 +53,19 @@ def configure_engine(engine: Engine, settings: Settings) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cursor.close()
+
+
+def _create_private(database: str | None) -> None:
+    """A SQLite file this process creates is readable by its owner only (0600): it holds every
+    key, password hash and session. SQLite gives its -wal and -shm files the same mode."""
+    if not database or database == ":memory:" or database.startswith("file:") or os.path.exists(database):
+        return
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # another process made it first
+    except OSError:
+        pass  # a folder that does not exist: SQLite's own error at first use says so
 
 
 WRITER_QUEUE = "taskstore.sqlite_writer_queue"  # its key in app.extensions

@@ -37,3 +37,15 @@ def int_arg(name: str, default: int | None, minimum: int, maximum: int = INT_MAX
 
 def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
+
+
+def client_address() -> str | None:
+    """The client's own address, or None when it cannot be known: the request came through a
+    proxy (it says X-Forwarded-For) that is not configured as trusted, so ``remote_addr`` is
+    the proxy's, shared by everyone behind it. With ``trusted_proxy_hops`` set, werkzeug's
+    ProxyFix has already put the client's address in ``remote_addr``."""
+    from flask import current_app
+
+    if current_app.config["TASKSTORE"].trusted_proxy_hops == 0 and "X-Forwarded-For" in request.headers:
+        return None
+    return request.remote_addr

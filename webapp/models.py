@@ -138,6 +138,8 @@ class ApiKey(db.Model):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(20), default="admin")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # refused from then on (401)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # updated at most once a minute
 
 
 class User(db.Model):
@@ -152,6 +154,40 @@ class User(db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20), default="viewer")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # may not log in; sessions ended
+
+
+class UserSession(db.Model):
+    """A login. The cookie carries a random token; only its SHA-256 is kept. A session ends
+    (``ended_at``) at logout, when its user's password, role or status changes, or on "log out
+    everywhere"; it also lapses after the idle timeout and the absolute lifetime."""
+
+    __tablename__ = "user_session"
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="user_session_token_hash_uq"),
+        Index("user_session_user_idx", "user_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(db.Model):
+    """A change to a credential (users, API keys, sessions): who, what, to whom, when."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("audit_event_at_idx", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(150))
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(150))
+    details: Mapped[str | None] = mapped_column(Text)
 
 
 class KeyChange(db.Model):

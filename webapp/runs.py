@@ -70,6 +70,12 @@ def validate_name(field: str, value: object) -> str:
         raise InvalidInput(field, f"is {len(value)} characters long; the limit is {ID_LENGTH}")
     if any(unicodedata.category(char) == "Cc" for char in value):
         raise InvalidInput(field, "must not contain control characters")
+    if "/" in value:
+        # Ids are path segments in every URL of the API and the UI: one holding "/" could
+        # never be addressed (or deleted) afterwards.
+        raise InvalidInput(field, "must not contain '/'")
+    if value.isspace():
+        raise InvalidInput(field, "must contain a character other than spaces")
     return value
 
 

@@ -89,6 +89,25 @@ def test_login_returns_to_the_page_asked_for(page, make_user, etl_run):
     expect(page.get_by_role("heading", level=1)).to_have_text("copy map index 2")
 
 
+def test_a_copied_session_cookie_stops_working_the_moment_its_user_logs_out(page, browser, live_server, make_user,
+                                                                            browser_login, etl_run):
+    make_user("olga", "viewer")
+    browser_login("olga")
+    thief = browser.new_context(base_url=live_server)
+    try:
+        thief.add_cookies(page.context.cookies())  # the cookie, copied to another browser
+        stolen = thief.new_page()
+        stolen.goto("/")
+        expect(stolen.get_by_role("heading", level=1)).to_have_text("DAGs")
+        page.get_by_role("button", name="Log out").click()
+        expect(page).to_have_url(url_pattern("/login"))
+        stolen.goto("/")
+        expect(stolen).to_have_url(url_pattern("/login?next=/"))
+        assert stolen.request.get("/api/v2/dags").status == 401
+    finally:
+        thief.close()
+
+
 def test_drill_down_from_dags_to_a_mapped_task_instance_by_links(page, make_user, browser_login, etl_run, worker_put):
     worker_put(etl_run[("copy", 1)], "checkpoint", {"partition": "dt=2026-11-02", "last_object": "part-00042"})
     browser_login(make_user("olga", "viewer"))

@@ -15,7 +15,6 @@ from .. import runs, store
 from ..transactions import committed
 from . import schemas
 from .core import actor, bp, map_index_arg, out, paging, parse_body, require_role
-from .http import key_from_path
 from .openapi import documented
 from .responses import no_content
 
@@ -56,7 +55,6 @@ def list_keys(dag_id: str, run_id: str, task_id: str):
 @bp.get(BASE + "/<storekey:key>", merge_slashes=False)
 @documented("One key, with an ETag", tag="Stored keys", ok={200: schemas.Entry}, errors=(401, 404, 422), query=("map_index",))
 def get_key(dag_id: str, run_id: str, task_id: str, key: str):
-    key = key_from_path(key)
     return entry_response(store.get_entry(scope(dag_id, run_id, task_id), key))
 
 
@@ -64,7 +62,6 @@ def get_key(dag_id: str, run_id: str, task_id: str, key: str):
 @documented("Create or replace a key and its expiry", tag="Stored keys", body=schemas.AdminPutBody, ok={200: schemas.Entry, 201: schemas.Entry}, errors=(401, 403, 404, 412, 413, 422), query=("map_index",), headers=("If-Match",))
 def put_key(dag_id: str, run_id: str, task_id: str, key: str):
     require_role("editor")
-    key = key_from_path(key)
     target = scope(dag_id, run_id, task_id)
     body = parse_body(schemas.AdminPutBody)
     encoded = new_value(body.value)
@@ -77,7 +74,6 @@ def put_key(dag_id: str, run_id: str, task_id: str, key: str):
 @documented("Change a key's value, keep its expiry", tag="Stored keys", body=schemas.AdminPatchBody, ok={200: schemas.Entry}, errors=(401, 403, 404, 412, 413, 422), query=("map_index",), headers=("If-Match",))
 def patch_key(dag_id: str, run_id: str, task_id: str, key: str):
     require_role("editor")
-    key = key_from_path(key)
     target = scope(dag_id, run_id, task_id)
     encoded = new_value(parse_body(schemas.AdminPatchBody).value)
     change = committed(lambda: store.patch_value(target, key, encoded, actor=actor(), if_match=if_match()))
@@ -88,7 +84,6 @@ def patch_key(dag_id: str, run_id: str, task_id: str, key: str):
 @documented("Delete a key", tag="Stored keys", errors=(401, 403, 404, 412, 422), query=("map_index",), headers=("If-Match",))
 def delete_key(dag_id: str, run_id: str, task_id: str, key: str):
     require_role("editor")
-    key = key_from_path(key)
     target = scope(dag_id, run_id, task_id)
     committed(lambda: store.delete_entry(target, key, actor=actor(), if_match=if_match()))
     return no_content()

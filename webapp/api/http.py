@@ -12,17 +12,6 @@ from .. import store
 from ..errors import InvalidInput, Unauthenticated
 
 
-def key_from_path(key: str) -> str:
-    """The key as sent. WSGI passes the path as bytes (latin-1) and werkzeug turns bytes that
-    are not UTF-8 into U+FFFD, which would merge different keys: refuse them instead. The
-    store validates the key itself."""
-    try:
-        request.environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        raise InvalidInput("key", "is not valid UTF-8 once percent-decoded") from None
-    return key
-
-
 def request_body() -> bytes:
     """The whole body, or 413. Werkzeug refuses a Content-Length over the limit up front but
     quietly cuts a body sent without one (chunked) at the limit: one byte more means too large."""

@@ -14,11 +14,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictInt, StrictStr
 
 from .. import store
+from ..auth.roles import ROLES
 from ..errors import InvalidInput
 from ..http import INT_MAX
 from ..models import ID_LENGTH
 from ..runs import DagRunState, TaskInstanceState
 
+Role = Literal[ROLES]  # type: ignore[valid-type]
 MORE_THAN_CAP = f"{store.COUNT_CAP + 1} means more than {store.COUNT_CAP:,}"
 
 
@@ -191,3 +193,71 @@ class ClearResult(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+# --- people, API keys and the audit log ---------------------------------------------------------
+
+
+class UserOut(BaseModel):
+    username: str
+    role: Role
+    created_at: datetime
+    disabled_at: datetime | None = Field(description="Set while the user may not log in")
+
+
+class UserList(BaseModel):
+    users: list[UserOut]
+    total_entries: int
+
+
+class UserCreate(Strict):
+    username: StrictStr
+    password: StrictStr = Field(description="At least 8 characters")
+    role: Role = "viewer"
+
+
+class UserPatch(Strict):
+    role: Role | None = Field(None, description="A new role; the user's sessions end")
+    disabled: bool | None = Field(None, description="true: may not log in, sessions end; false: may again")
+    password: StrictStr | None = Field(None, description="A new password; the user's sessions end")
+
+
+class SessionsEnded(BaseModel):
+    ended: int = Field(description="Sessions that were live and are now ended")
+
+
+class ApiKeyOut(BaseModel):
+    id: int
+    name: str
+    prefix: str = Field(description="The key's first characters, which tell keys apart")
+    role: Role
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="Within a minute")
+    revoked_at: datetime | None
+
+
+class ApiKeyList(BaseModel):
+    api_keys: list[ApiKeyOut]
+    total_entries: int
+
+
+class ApiKeyCreate(Strict):
+    name: StrictStr
+    role: Role = "admin"
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The key itself: shown once, store it now")
+
+
+class AuditEventOut(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    details: str | None
+
+
+class AuditLog(BaseModel):
+    events: list[AuditEventOut]
+    total_entries: int

@@ -161,7 +161,11 @@ def extend_entry(scope: Scope, key: str, delta: timedelta, *, actor: str, if_mat
     if entry is None:
         raise PreconditionFailed(f"Key {key!r} is gone", None)
     start = max(entry.expires_at or now, now)
-    return put_entry(scope, key, entry.value_json, start + delta, actor=actor, if_match=if_match, now=now,
+    try:
+        new_expiry = start + delta
+    except OverflowError:
+        raise InvalidInput("by", "would move the expiry past the year 9999; set it to never instead") from None
+    return put_entry(scope, key, entry.value_json, new_expiry, actor=actor, if_match=if_match, now=now,
                      action="extend")
 
 

@@ -30,6 +30,8 @@ def validate_key(key: str) -> str:
     if (control := CONTROL_CHARACTER.search(key)) is not None:
         raise InvalidInput("key", f"contains the control character U+{ord(control.group()):04X} "
                                   f"at position {control.start()}")
+    if key.isspace():
+        raise InvalidInput("key", "must contain a character other than spaces")
     return key
 
 
@@ -50,6 +52,22 @@ def parse_json(raw: bytes | str, field: str = "body", *, constants_as_floats: bo
     return parsed
 
 
+# Arrays and objects may nest this deep: every reader (the UI's pretty-printing, the admin
+# API's serialisation, Airflow's client) handles it, where ~1,000 levels broke them.
+MAX_VALUE_DEPTH = 100
+
+
+def value_depth(value: Any) -> int:
+    """How deep arrays and objects nest in a decoded JSON value (a scalar is 0)."""
+    depth, level = 0, [(value, 0)]
+    while level:
+        item, at = level.pop()
+        if isinstance(item, dict | list):
+            depth = max(depth, at + 1)
+            level.extend((child, at + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return depth
+
+
 def encode_value(value: Any) -> str:
     """The stored form of a value: compact JSON text, written back exactly as stored."""
     if value is None:
@@ -62,6 +80,10 @@ def encode_value(value: Any) -> str:
         raise InvalidInput("value", "is nested too deeply") from None
     except TypeError as exc:
         raise InvalidInput("value", f"is not a JSON value ({exc})") from None
+    # Counting brackets is C-speed and bounds the depth; only a value with more brackets than
+    # the limit is walked.
+    if encoded.count("[") + encoded.count("{") > MAX_VALUE_DEPTH and (depth := value_depth(value)) > MAX_VALUE_DEPTH:
+        raise InvalidInput("value", f"nests arrays and objects {depth} deep; the limit is {MAX_VALUE_DEPTH}")
     try:
         # "\ud800" is valid JSON syntax but not Unicode: no database can store it as text.
         encoded.encode("utf-8")

@@ -26,11 +26,13 @@ def load_user():
 
 
 def safe_next(target: str | None) -> str:
-    """Only paths on this site: an open redirect would let a link log people in elsewhere."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only paths on this site: an open redirect would let a link log people in elsewhere.
+    Control characters (CR, LF) could split the Location header: the default page instead."""
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(char) < 32 or ord(char) == 127 for char in target)):
         return url_for("ui.dags")
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else url_for("ui.dags")
 
 
-from . import auth_views, deleting, editing, search, views  # noqa: E402,F401  (they add routes to bp)
+from . import access, auth_views, deleting, editing, search, views  # noqa: E402,F401  (they add routes to bp)

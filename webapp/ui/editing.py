@@ -10,7 +10,7 @@ a row a worker has rewritten since, and record every change in the history."""
 from __future__ import annotations
 
 from .. import store
-from ..errors import Conflict, PreconditionFailed
+from ..errors import Conflict, InvalidInput, PreconditionFailed
 from ..models import utcnow
 from ..transactions import committed
 from . import bp, formatting
@@ -125,6 +125,8 @@ def extend_key(dag_id: str, run_id: str, task_id: str):
         change = committed(lambda: store.extend_entry(scope, key, delta, actor=actor(), if_match=form.version.data))
     except PreconditionFailed as exc:
         return _refused(ti, key, scope, conflict_text(exc), conflict=exc.current, status=409)
+    except InvalidInput as exc:
+        return _refused(ti, key, scope, f"Not extended: {exc.problem}.", status=422)
     if is_htmx():
         return render_row(ti, change.after, notice=f"Extended by {label.lstrip('+')}.")
     return back_to(ti, f"Extended key {key!r} by {label.lstrip('+')}.")
