@@ -28,7 +28,7 @@ REPO_DIR = BENCH_DIR.parent
 LUA = BENCH_DIR / "wrk" / "store.lua"
 VENV_BIN = Path(sys.executable).parent
 TASKSTORE = str(VENV_BIN / "taskstore")
-SECRET_KEY = "bench-" + "s" * 40  # throw-away databases only; 46 characters
+SECRET_KEY = secrets.token_urlsafe(48)  # throw-away databases only: a fresh one per run
 TOKEN_LIFETIME = 86400  # no Refreshed-API-Token churn inside a run (Airflow's recipe does the same)
 
 

@@ -68,6 +68,7 @@ EXPECTED = {"put": {204}, "put_hot": {204}, "get": {200}, "delete": {204}, "clea
 OP_LABEL = {"put": "PUT distinct", "put_hot": "PUT hot key", "get": "GET", "delete": "DELETE",
             "clear": "clear", "mixed": "mixed session", "floor": "floor GET"}
 TARGET_OPS = ("put", "put_hot", "get")  # the "GET and PUT" of the targets (RESULTS.md, "Headline")
+SETTINGS: dict[str, str] = {}  # --setting: extra TASKSTORE_* variables for our server
 
 
 def parse_args(argv=None):
@@ -97,6 +98,8 @@ def parse_args(argv=None):
                     help="raw results (default bench/out/last-run.json, ignored by git; copy a run that "
                          "RESULTS.md quotes into bench/results/ under a descriptive name)")
     ap.add_argument("--quick", action="store_true", help="SQLite, c=8, 3 s cells, load part only")
+    ap.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                    help="a Task Store setting for our server, e.g. sqlite_synchronous=full (repeatable)")
     # scale part
     ap.add_argument("--scale-dbs", default=None, help="default: --dbs")
     ap.add_argument("--scale-runs", type=int, default=100_000)
@@ -114,6 +117,9 @@ def parse_args(argv=None):
     args.dbs = [d for d in args.dbs.split(",") if d]
     args.conc = [int(c) for c in args.conc.split(",") if c]
     args.ops = [o for o in OPS_ORDER if o in args.ops.split(",")]
+    for setting in args.setting:
+        name, _, value = setting.partition("=")
+        SETTINGS[f"TASKSTORE_{name.strip().upper()}"] = value.strip()
     args.parts = args.parts.split(",")
     args.scale_dbs = args.scale_dbs.split(",") if args.scale_dbs else args.dbs
     args.airflow_workers = args.airflow_workers or args.workers
@@ -203,7 +209,7 @@ def start_floor(args, log_dir: Path):
 
 
 def start_ours(db: str, url: str, args, log_dir: Path, instance: Path, stack: ExitStack) -> list[Target]:
-    env = taskstore_env(url, str(instance))
+    env = taskstore_env(url, str(instance), **SETTINGS)
     api_key = prepare_taskstore_db(env)
     server = start_taskstore(env, args.port, args.workers, args.threads, log_dir / f"taskstore-{db}.log")
     stack.callback(server.stop)

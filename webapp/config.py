@@ -64,6 +64,21 @@ class Settings(BaseSettings):
         5, ge=1, description="Wait for a database connection before answering 503."
     )
     sqlite_busy_timeout_ms: int = Field(5000, ge=0, description="SQLite: wait for a lock before answering 503.")
+    sqlite_synchronous: Literal["normal", "full"] = Field(
+        "normal", description="SQLite durability: normal survives a process crash, full also a power loss "
+                              "(each commit waits for the disk).",
+    )
+    db_statement_timeout_seconds: float = Field(
+        5.0, gt=0, le=3600,
+        description="Deadline of a worker call's statements (PostgreSQL, MariaDB): past it, 503 with Retry-After.",
+    )
+    db_admin_statement_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600,
+        description="Deadline of a statement of the UI, the admin API and the CLI (listings, edits, clean batches).",
+    )
+    health_timeout_seconds: float = Field(
+        2.0, gt=0, le=60, description="Deadline of /health's database check: past it, 503 naming the check.",
+    )
     session_idle_timeout_minutes: int = Field(
         120, ge=1, le=60 * 24 * 30, description="A UI login ends after this long without a request."
     )

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
+from . import deadlines
 from .config import Settings
 from .errors import DatabaseUnavailable
 
@@ -29,16 +30,15 @@ def engine_options(settings: Settings, url: str) -> dict[str, Any]:
         # Servers drop idle connections (MariaDB's wait_timeout); replace them before that.
         "pool_recycle": 1800,
     }
-    if backend == "postgresql":
-        options["connect_args"] = {"connect_timeout": settings.db_connect_timeout_seconds}
-    elif backend in ("mysql", "mariadb"):
-        options["connect_args"] = {"connect_timeout": settings.db_connect_timeout_seconds, "charset": "utf8mb4"}
+    options["connect_args"] = deadlines.connect_args(settings, backend)
+    if backend in ("mysql", "mariadb"):
         # Fewer gap locks than REPEATABLE READ: racing upserts deadlock less.
         options["isolation_level"] = "READ COMMITTED"
     return options
 
 
 def configure_engine(engine: Engine, settings: Settings) -> None:
+    deadlines.install(engine, settings)
     if engine.dialect.name != "sqlite":
         return
     _create_private(engine.url.database)
@@ -46,10 +46,11 @@ def configure_engine(engine: Engine, settings: Settings) -> None:
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
-        # WAL lets readers work while one writer writes; NORMAL sync is durable across
-        # process crashes in WAL mode (only an OS crash can lose the last commits).
+        # WAL lets readers work while one writer writes. synchronous=NORMAL is durable across
+        # process crashes in WAL mode (an OS crash or power loss can lose the last commits);
+        # FULL syncs the log on every commit and loses nothing acknowledged.
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous.upper()}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cursor.close()

@@ -17,7 +17,9 @@ from .extensions import db
 
 T = TypeVar("T")
 
-MYSQL_RETRYABLE = {1213, 1205}  # deadlock found; lock wait timeout exceeded
+# Deadlock found. Not 1205 (lock wait timeout exceeded): that is the deadline, answered 503,
+# and retrying it would multiply the deadline.
+MYSQL_RETRYABLE = {1213}
 POSTGRES_RETRYABLE = {"40P01", "40001"}  # deadlock detected; serialization failure
 
 

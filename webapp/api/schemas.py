@@ -193,6 +193,7 @@ class ClearResult(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+    checks: dict[str, str] = Field(description='Each check and its outcome: {"database": "ok"}')
 
 
 # --- people, API keys and the audit log ---------------------------------------------------------
