@@ -36,6 +36,7 @@ import secrets
 import sys
 import tempfile
 import time
+import urllib.parse
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -62,11 +63,13 @@ from common import (
     wrk,
 )
 
-OPS_ORDER = ["put", "delete", "put_hot", "get", "mixed", "clear"]
+OPS_ORDER = ["put", "delete", "put_hot", "get", "mixed", "clear", "asset_put", "asset_get"]
+BENCH_ASSET = "bench/events 2026?#"  # asset keys by name, as Airflow's client sends them (ours only)
 EXPECTED = {"put": {204}, "put_hot": {204}, "get": {200}, "delete": {204}, "clear": {204},
-            "mixed": {200, 204}, "floor": {200}}
+            "mixed": {200, 204}, "floor": {200}, "asset_put": {204}, "asset_get": {200}}
 OP_LABEL = {"put": "PUT distinct", "put_hot": "PUT hot key", "get": "GET", "delete": "DELETE",
-            "clear": "clear", "mixed": "mixed session", "floor": "floor GET"}
+            "clear": "clear", "mixed": "mixed session", "floor": "floor GET", "asset_put": "asset PUT distinct",
+            "asset_get": "asset GET"}
 TARGET_OPS = ("put", "put_hot", "get")  # the "GET and PUT" of the targets (RESULTS.md, "Headline")
 SETTINGS: dict[str, str] = {}  # --setting: extra TASKSTORE_* variables for our server
 
@@ -76,7 +79,8 @@ def parse_args(argv=None):
     ap.add_argument("--parts", default="load,scale", help="load,scale (default both)")
     ap.add_argument("--dbs", default="sqlite,pg", help="sqlite,pg")
     ap.add_argument("--conc", default="1,8,32", help="concurrent connections, comma-separated")
-    ap.add_argument("--ops", default=",".join(OPS_ORDER), help="put,delete,put_hot,get,mixed,clear")
+    ap.add_argument("--ops", default=",".join(OPS_ORDER),
+                    help="put,delete,put_hot,get,mixed,clear,asset_put,asset_get (asset_*: ours only)")
     ap.add_argument("--duration", type=float, default=6, help="seconds per timed cell (wrk -d)")
     ap.add_argument("--warmup", type=float, default=1, help="seconds of untimed warmup before each cell")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers (ours and the floor)")
@@ -147,9 +151,9 @@ class Target:
 def run_cell(t: Target, op: str, conc: int, args) -> dict:
     url = t.server.base_url
     tag = t.tags.setdefault(conc, f"c{conc}-{secrets.token_hex(3)}")
-    kw = dict(token=t.token, ti=t.ti, threads=args.wrk_threads, op=op, conc=conc)
+    kw = dict(token=t.token, ti=t.ti, threads=args.wrk_threads, op=op, conc=conc, asset=BENCH_ASSET)
     seeded = -1
-    if op == "put":
+    if op in ("put", "asset_put"):
         wrk(url, **kw, duration=args.warmup, prefix=f"w{tag}")
     elif op == "delete":
         if conc not in t.put_issued:  # no timed PUT before: seed the keys now (untimed)
@@ -167,10 +171,17 @@ def run_cell(t: Target, op: str, conc: int, args) -> dict:
             if status != 204:
                 raise RuntimeError(f"{t.label}: seeding {name} answered {status}: {body[:200]!r}")
         wrk(url, **kw, duration=args.warmup, prefix=f"h{tag}" if op == "get" else f"m{tag}")
+    elif op == "asset_get":
+        status, body = http("PUT", f"{url}/execution/store/asset/by-name/value?name="
+                            f"{urllib.parse.quote(BENCH_ASSET, safe='')}&key=a{tag}-hot", token=t.token,
+                            body={"value": {"seed": "hot"}})
+        if status != 204:
+            raise RuntimeError(f"{t.label}: seeding the asset key answered {status}: {body[:200]!r}")
+        wrk(url, **kw, duration=args.warmup, prefix=f"a{tag}")
     else:  # put_hot, clear, floor
         wrk(url, **kw, duration=args.warmup, prefix=f"h{tag}")
     prefix = {"put": f"p{tag}", "delete": f"p{tag}", "put_hot": f"h{tag}", "get": f"h{tag}",
-              "mixed": f"m{tag}", "clear": f"h{tag}", "floor": "f"}[op]
+              "mixed": f"m{tag}", "clear": f"h{tag}", "floor": "f", "asset_put": f"p{tag}", "asset_get": f"a{tag}"}[op]
     cpu0 = cpu_seconds(t.server.pids())
     db0 = pg_backend_cpu(*t.pg) if t.pg else None
     r = wrk(url, **kw, duration=args.duration, prefix=prefix, seeded=seeded)
@@ -196,6 +207,8 @@ def measure(targets: list[Target], floor: Target | None, args, floor_done: set) 
             floor_done.add(conc)
         for op in args.ops:
             for t in targets:
+                if op.startswith("asset_") and t.label.startswith("airflow"):
+                    continue  # Airflow's asset routes need an asset in its own metadata database: ours only
                 rows.append(run_cell(t, op, conc, args))
     return rows
 
@@ -214,6 +227,10 @@ def start_ours(db: str, url: str, args, log_dir: Path, instance: Path, stack: Ex
     server = start_taskstore(env, args.port, args.workers, args.threads, log_dir / f"taskstore-{db}.log")
     stack.callback(server.stop)
     ti, token = create_bench_ti(server, api_key, env)
+    status, body = http("POST", f"{server.base_url}/api/v2/assets", token=api_key,
+                        body={"name": BENCH_ASSET, "uri": "bench://events"})
+    if status != 201:
+        raise RuntimeError(f"registering the bench asset answered {status}: {body[:300]!r}")
     pg = (args.pg_url, url.rsplit("/", 1)[1]) if db == "pg" else None
     return [Target(f"ours-{db}", server, token, ti, pg)]
 

@@ -61,6 +61,10 @@ JSON_BODIES = {
     "admin.create_user": {"username": "mallory", "password": "password123", "role": "admin"},
     "admin.change_user": {"role": "admin"},
     "admin.create_api_key": {"name": "mallory", "role": "admin"},
+    "admin.create_asset": {"name": "mallory", "uri": "mallory"},
+    "admin.issue_watcher_token": {"watcher": "mallory"},
+    "admin.put_asset_key": {"value": "changed"},
+    "admin.patch_asset_key": {"value": "changed"},
     "worker.put_key": {"value": "changed", "expires_at": None},
     "worker.empty_key": {"value": "changed"},
 }
@@ -76,13 +80,20 @@ def form_body(csrf: str | None) -> dict:
 
 
 @pytest.fixture
-def world(make_run, worker_put):
-    """A run with two task instances and a stored key, and the values to fill routes with."""
+def world(app, make_run, worker_put):
+    """A run with two task instances, an asset, a stored key of each, and the values to fill
+    routes with."""
+    from webapp import assets
+    from webapp.extensions import db
+
     ids = make_run(tasks=(("task", None), ("mapped", [0])))
     ti = ids["task"]
     worker_put(ti, "seed", "seed-value")
+    with app.app_context():
+        asset_id = assets.create("seed-asset", "s3://seed").id
+        db.session.commit()
     return {"dag_id": "dag", "run_id": "run_1", "task_id": "task", "ti_id": ti, "key": "seed",
-            "username": "vera", "name_or_prefix": "nobody", "key_id": 1, "action": "disable"}
+            "username": "vera", "name_or_prefix": "nobody", "key_id": 1, "action": "disable", "asset_id": asset_id}
 
 
 def session_csrf(client) -> str:
@@ -284,8 +295,10 @@ def test_a_malformed_body_over_the_limit_is_413_on_every_json_route(small, world
         if operation is None or operation.body is None:
             continue  # the route takes no JSON body (the OpenAPI metadata says which do)
         headers = worker if endpoint.startswith("worker.") else admin
+        query = {"name": "seed-asset", "key": "k"} if "by-name" in rule else \
+            {"uri": "s3://seed", "key": "k"} if "by-uri" in rule else {}
         response = client.open(fill(rule, world), method=method, headers=headers, data=MALFORMED,
-                               content_type="application/json")
+                               content_type="application/json", query_string=query)
         tried += 1
         assert response.status_code == 413, (method, rule, response.status_code, response.text[:200])
         assert response.get_json()["detail"]["reason"] == "payload_too_large"

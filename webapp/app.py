@@ -48,7 +48,17 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
     app.session_interface = CookieSessionInterface()
 
     from . import database, errorhandlers, security
-    from .api import access, admin, admin_store, core, health, openapi, worker  # noqa: F401  (routes of core.bp)
+    from .api import (  # noqa: F401  (access, admin, admin_store: routes of core.bp; worker_assets: of worker.bp)
+        access,
+        admin,
+        admin_assets,
+        admin_store,
+        core,
+        health,
+        openapi,
+        worker,
+        worker_assets,
+    )
     from .cli import register_commands
     from .extensions import csrf, db, migrate
     from .ui import bp as ui_bp

@@ -243,17 +243,74 @@ def create_user(name: str, role: str, password_stdin: bool) -> None:
 
 
 @click.command("token")
-@click.argument("ti_id")
+@click.argument("ti_id", required=False)
+@click.option("--watcher", help="A token for this named watcher instead: asset keys only, writes recorded as its.")
 @with_appcontext
-def token_command(ti_id: str) -> None:
-    """Issue a worker token for a task instance; the token is alone on the last line."""
+def token_command(ti_id: str | None, watcher: str | None) -> None:
+    """Issue a worker token for a task instance (or --watcher NAME); the token is alone on the last line."""
     from . import runs
     from .auth import tokens
 
-    ti = runs.get_task_instance_by_id(store.parse_ti_id(ti_id))
-    token, expires_at = tokens.issue(ti.id)
-    click.echo(f"Token for {ti.dag_id}/{ti.run_id}/{ti.task_id}[{ti.map_index}], valid until {expires_at.isoformat()}:")
+    if (ti_id is None) == (watcher is None):
+        raise click.UsageError("give a task instance id or --watcher NAME (one of them)")
+    if watcher is not None:
+        token, expires_at = tokens.issue_for_watcher(watcher)
+        click.echo(f"Token for watcher {watcher!r}, valid until {expires_at.isoformat()}:")
+    else:
+        ti = runs.get_task_instance_by_id(store.parse_ti_id(ti_id))
+        token, expires_at = tokens.issue(ti.id)
+        click.echo(f"Token for {ti.dag_id}/{ti.run_id}/{ti.task_id}[{ti.map_index}], "
+                   f"valid until {expires_at.isoformat()}:")
     click.echo(token)
+
+
+@click.group("assets", help="Manage assets, whose keys every task and watcher that uses them shares.")
+def assets_group() -> None:
+    pass
+
+
+@assets_group.command("list")
+@click.option("--name-pattern", help="Only assets whose name contains this (ignoring case).")
+@click.option("--uri-pattern", help="Only assets whose URI contains this (ignoring case).")
+@with_appcontext
+def list_assets(name_pattern: str | None, uri_pattern: str | None) -> None:
+    """Every asset: id, name, URI, group, keys, last write."""
+    from . import assets
+
+    click.echo("id\tname\turi\tgroup\tkeys\tlast write")
+    offset = 0
+    while True:
+        rows, total = assets.listing(limit=1000, offset=offset, name_pattern=name_pattern, uri_pattern=uri_pattern)
+        for row in rows:
+            click.echo("\t".join((str(row.asset.id), row.asset.name, row.asset.uri, row.asset.group_name,
+                                  str(row.key_count), _when(row.last_write))))
+        offset += len(rows)
+        if not rows or offset >= total:
+            return
+
+
+@assets_group.command("create")
+@click.argument("name")
+@click.option("--uri", help="The asset's URI (default: the name).")
+@click.option("--group", default="", help="The asset's group.")
+@with_appcontext
+def create_asset(name: str, uri: str | None, group: str) -> None:
+    """Register an asset; its id is alone on the last line."""
+    from . import assets
+
+    asset = committed(lambda: assets.create(name, uri if uri is not None else name, group))
+    click.echo(f"Created asset {asset.name!r} ({asset.uri}):")
+    click.echo(str(asset.id))
+
+
+@assets_group.command("delete")
+@click.argument("asset_id", type=int)
+@with_appcontext
+def delete_asset(asset_id: int) -> None:
+    """Delete an asset and its keys."""
+    from . import assets
+
+    click.echo(f"Deleted asset {asset_id} and its {committed(lambda: assets.delete_asset(asset_id))} keys")
 
 
 @click.command("clean")
@@ -280,7 +337,9 @@ def clean_command(dry_run: bool) -> None:
         # workers' p99 went to 5-7x its idle value while it ran (bench/RESULTS.md).
         time.sleep((time.monotonic() - started) * settings.cleanup_pause_ratio)
         started = time.monotonic()
-    click.echo(f"Deleted {total} expired keys in {batches} batches of at most {batch_size}")
+    orphans = sum(store.delete_orphaned_asset_keys(batch_size=batch_size))
+    click.echo(f"Deleted {total} expired keys in {batches} batches of at most {batch_size}"
+               + (f", and {orphans} keys of deleted assets" if orphans else ""))
 
 
 @click.command("demo-data")
@@ -375,7 +434,7 @@ def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, 
 
 
 APP_COMMANDS = tuple(_with_one_line_errors(command) for command in (
-    api_keys_group, users_group, token_command, clean_command, demo_data_command,
+    api_keys_group, users_group, token_command, assets_group, clean_command, demo_data_command,
 ))
 
 

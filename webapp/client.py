@@ -24,6 +24,7 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_a
 
 __all__ = [
     "NEVER_EXPIRE",
+    "AssetStore",
     "AuthenticationError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -220,6 +221,13 @@ class TaskStoreClient:
         """Delete every key of this task instance (its own map index only)."""
         self._request("DELETE", f"store/ti/{self.ti_id}")
 
+    def asset(self, *, name: str | None = None, uri: str | None = None) -> AssetStore:
+        """The keys of one asset (shared by every task and run that uses it; they never expire),
+        named by its ``name`` or its ``uri``: exactly one of them."""
+        if (name is None) == (uri is None):
+            raise ValueError("pass exactly one of name= or uri=")
+        return AssetStore(self, "name" if name is not None else "uri", name if name is not None else uri)
+
     # --- lifecycle --------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -291,6 +299,51 @@ class TaskStoreClient:
             error = _ERRORS_BY_STATUS.get(response.status_code, TaskStoreHTTPError)
             raise error(response.status_code, reason, message, field)
         return response
+
+
+class AssetStore:
+    """One asset's keys through a ``TaskStoreClient`` (its connection, token and retries):
+    ``get``, ``set``, ``delete`` and ``clear``, like a task instance's. The server records each
+    write as the token's task instance's (or watcher's)."""
+
+    def __init__(self, client: TaskStoreClient, by: str, identifier: str):
+        self._client, self._by, self.identifier = client, by, identifier
+
+    def _params(self, key: str | None = None) -> dict[str, str]:
+        params = {self._by: self.identifier}
+        if key is not None:
+            params["key"] = key
+        return params
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The key's value, or ``default`` when it is not there. An unknown asset is not a
+        missing key: it raises ``NotFoundError``."""
+        try:
+            response = self._client._request("GET", self._path("value"), params=self._params(key))
+        except NotFoundError as exc:
+            if exc.field == "key":
+                return default
+            raise
+        return response.json()["value"]
+
+    def set(self, key: str, value: Any) -> None:
+        """Create or overwrite a key (asset keys never expire)."""
+        if value is None:
+            raise ValueError("value must not be None; use delete() to remove a key")
+        body = json.dumps({"value": value}, allow_nan=False)
+        self._client._request("PUT", self._path("value"), params=self._params(key), content=body,
+                              headers={"Content-Type": "application/json"})
+
+    def delete(self, key: str) -> None:
+        """Delete one key; deleting a key that is not there is not an error."""
+        self._client._request("DELETE", self._path("value"), params=self._params(key))
+
+    def clear(self) -> None:
+        """Delete every key of the asset."""
+        self._client._request("DELETE", self._path("clear"), params=self._params())
+
+    def _path(self, operation: str) -> str:
+        return f"store/asset/by-{self._by}/{operation}"
 
 
 def _subject(token: str) -> str:

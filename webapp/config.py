@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         "normal", description="SQLite durability: normal survives a process crash, full also a power loss "
                               "(each commit waits for the disk).",
     )
+    asset_access: Literal["any", "declared"] = Field(
+        "any", description="Which assets a task instance's token may read and write: any (as Airflow), or only "
+                           "those its task declared as inlets or outlets when its run was created.",
+    )
     db_statement_timeout_seconds: float = Field(
         5.0, gt=0, le=3600,
         description="Deadline of a worker call's statements (PostgreSQL, MariaDB): past it, 503 with Retry-After.",

@@ -25,6 +25,7 @@ from .extensions import db
 
 ID_LENGTH = 250
 KEY_LENGTH = 512
+ASSET_NAME_LENGTH = 1500
 
 
 class UTCDateTime(TypeDecorator):
@@ -190,21 +191,93 @@ class AuditEvent(db.Model):
     details: Mapped[str | None] = mapped_column(Text)
 
 
+class Asset(db.Model):
+    """A dataset, identified by a name and a URI (each unique), whose keys every task and
+    watcher that reads or writes it shares across runs. Names and URIs are up to 1,500
+    characters, as in Airflow; they are looked up by their SHA-256, which every database can
+    index at that length."""
+
+    __tablename__ = "asset"
+    __table_args__ = (
+        UniqueConstraint("name_hash", name="asset_name_hash_uq"),
+        UniqueConstraint("uri_hash", name="asset_uri_hash_uq"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(ASSET_NAME_LENGTH))
+    uri: Mapped[str] = mapped_column(String(ASSET_NAME_LENGTH))
+    group_name: Mapped[str] = mapped_column(String(ASSET_NAME_LENGTH), default="")
+    name_hash: Mapped[str] = mapped_column(String(64))
+    uri_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AssetState(db.Model):
+    """One stored key of one asset. Asset keys never expire (``expires_at`` stays NULL) and
+    record who last wrote them: a task instance, a watcher, or a person or API key."""
+
+    __tablename__ = "asset_state"
+    __table_args__ = (
+        UniqueConstraint("asset_id", "key", name="asset_state_asset_key_uq"),
+        Index("asset_state_writer_idx", "written_by_dag_id", "written_by_run_id", "written_by_task_id",
+              "written_by_map_index"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(AutoIncrementBigInteger, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("asset.id", ondelete="CASCADE"))
+    asset_name: Mapped[str] = mapped_column(String(ASSET_NAME_LENGTH))
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    value: Mapped[str] = mapped_column(LongText)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    written_by_kind: Mapped[str | None] = mapped_column(String(16))  # task, watcher or api
+    written_by_dag_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    written_by_run_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    written_by_task_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    written_by_map_index: Mapped[int | None] = mapped_column(Integer)
+    written_by_name: Mapped[str | None] = mapped_column(String(150))  # the watcher, person or API key
+
+
+class TaskAsset(db.Model):
+    """An asset a task of a run declared as an inlet or an outlet (by name), for
+    ``asset_access = declared``."""
+
+    __tablename__ = "task_asset"
+    __table_args__ = (UniqueConstraint("dag_run_id", "task_id", "asset_name_hash", "direction",
+                                       name="task_asset_uq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dag_run_id: Mapped[int] = mapped_column(ForeignKey("dag_run.id", ondelete="CASCADE"))
+    task_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    asset_name_hash: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(6))  # inlet or outlet
+
+
 class KeyChange(db.Model):
     """History: one row per key changed by a person (UI) or a tool (admin API). Worker
-    writes are not recorded: they are the data, and recording them would double every write."""
+    writes are not recorded: they are the data, and recording them would double every write.
+    ``scope_kind`` says whose key: a task instance's (dag_id, run_id, task_id, map_index) or an
+    asset's (asset_id, asset_name)."""
 
     __tablename__ = "key_change"
-    __table_args__ = (Index("key_change_ti_idx", "dag_id", "run_id", "task_id", "map_index", "changed_at"),)
+    __table_args__ = (
+        Index("key_change_ti_idx", "dag_id", "run_id", "task_id", "map_index", "changed_at"),
+        Index("key_change_asset_idx", "asset_id", "changed_at"),
+    )
 
     id: Mapped[int] = mapped_column(AutoIncrementBigInteger, primary_key=True)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor: Mapped[str] = mapped_column(String(150))
     action: Mapped[str] = mapped_column(String(20))
-    dag_id: Mapped[str] = mapped_column(String(ID_LENGTH))
-    run_id: Mapped[str] = mapped_column(String(ID_LENGTH))
-    task_id: Mapped[str] = mapped_column(String(ID_LENGTH))
-    map_index: Mapped[int] = mapped_column(Integer)
+    scope_kind: Mapped[str] = mapped_column(String(10), default="task")
+    dag_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    run_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    task_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    map_index: Mapped[int | None] = mapped_column(Integer)
+    asset_id: Mapped[int | None] = mapped_column(Integer)
+    asset_name: Mapped[str | None] = mapped_column(String(ASSET_NAME_LENGTH))
     key: Mapped[str] = mapped_column(String(KEY_LENGTH))
     old_value: Mapped[str | None] = mapped_column(LongText)
     new_value: Mapped[str | None] = mapped_column(LongText)

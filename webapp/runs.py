@@ -13,7 +13,7 @@ from enum import StrEnum
 from sqlalchemy import delete, distinct, func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import store
+from . import assets, store
 from .errors import Conflict, InvalidInput, NotFound
 from .extensions import db
 from .models import ID_LENGTH, DagRun, TaskInstance, utcnow
@@ -61,6 +61,8 @@ TRY_ENDED_STATES = {"up_for_retry"} | FINISHED_STATES
 class TaskSpec:
     task_id: str
     map_indexes: list[int] | None = None
+    inlets: tuple[str, ...] = ()  # asset names the task reads (asset_access = declared)
+    outlets: tuple[str, ...] = ()  # and writes
 
 
 def validate_name(field: str, value: object) -> str:
@@ -166,6 +168,8 @@ def create_dag_run(dag_id: str, run_id: str, tasks: list[TaskSpec],
         for map_index in (spec.map_indexes if spec.map_indexes is not None else [-1])
     ]
     db.session.add_all(instances)
+    for spec in tasks:
+        assets.record_declarations(run.id, spec.task_id, list(spec.inlets), list(spec.outlets))
     db.session.flush()
     return run, instances
 

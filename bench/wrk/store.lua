@@ -1,9 +1,10 @@
 -- wrk script for the task-store worker API (ours and Airflow's, same wire format) and the floor.
 -- Parameters come from the environment (wrk passes no arguments to setup code we can rely on):
---   OP      put | put_hot | get | delete | clear | mixed | floor
+--   OP      put | put_hot | get | delete | clear | mixed | asset_put | asset_get | floor
 --   TOKEN   bearer token;  TI  task instance UUID;  BASE  path prefix (default /execution)
 --   PREFIX  key prefix (distinct per run);  START  first key number (default 0)
 --   SEEDED  for delete: keys PREFIX-0 .. PREFIX-(SEEDED-1) exist; requests past that are counted as misses
+--   ASSET   for asset_*: the asset's name, percent-encoded for the query string
 -- Every response's status is counted (response() below); done() prints one JSON line prefixed "WRKJSON ".
 local op = os.getenv("OP") or "get"
 local token = os.getenv("TOKEN") or ""
@@ -14,6 +15,7 @@ local n = tonumber(os.getenv("START") or "0")
 local seeded = tonumber(os.getenv("SEEDED") or "-1")
 local store = base .. "/store/ti/" .. ti .. "/"
 local clear_path = base .. "/store/ti/" .. ti
+local asset_value = base .. "/store/asset/by-name/value?name=" .. (os.getenv("ASSET") or "") .. "&key="
 local filler = string.rep("x", 32)
 -- The headers Airflow's Task SDK client sends (no correlation-id: it adds nothing server-side here).
 local function hdrs(with_body)
@@ -24,6 +26,9 @@ local function hdrs(with_body)
 end
 local function body(i)
   return '{"value":{"i":' .. i .. ',"s":"' .. filler .. '"},"expires_at":null}'
+end
+local function asset_body(i)  -- asset keys never expire: the body holds the value only
+  return '{"value":{"i":' .. i .. ',"s":"' .. filler .. '"}}'
 end
 
 statuses = {}
@@ -43,6 +48,10 @@ request = function()
   elseif op == "delete" then
     if seeded >= 0 and i >= seeded then misses = misses + 1 end
     return wrk.format("DELETE", store .. prefix .. "-" .. i, hdrs(false))
+  elseif op == "asset_put" then
+    return wrk.format("PUT", asset_value .. prefix .. "-" .. i, hdrs(true), asset_body(i))
+  elseif op == "asset_get" then
+    return wrk.format("GET", asset_value .. prefix .. "-hot", hdrs(false))
   elseif op == "clear" then
     return wrk.format("DELETE", clear_path, hdrs(false))
   elseif op == "mixed" then

@@ -13,8 +13,8 @@ from flask import current_app, request
 
 from .. import runs, store
 from ..transactions import committed
-from . import schemas
-from .core import actor, bp, map_index_arg, out, paging, parse_body, require_role
+from . import core, schemas
+from .core import actor, bp, if_match, map_index_arg, new_value, out, paging, parse_body, require_role
 from .openapi import documented
 from .responses import no_content
 
@@ -27,21 +27,11 @@ def entry_fields(entry: store.Entry) -> dict[str, Any]:
 
 
 def entry_response(entry: store.Entry, status: int = 200):
-    return out(schemas.Entry, **entry_fields(entry)), status, {"ETag": entry.etag}
+    return core.entry_response(schemas.Entry, entry_fields(entry), entry, status)
 
 
 def scope(dag_id: str, run_id: str, task_id: str) -> store.TaskInstanceScope:
     return store.scope_of(runs.get_task_instance(dag_id, run_id, task_id, map_index_arg()))
-
-
-def new_value(value: Any) -> str:
-    encoded = store.encode_value(value)
-    store.check_value_size(encoded, current_app.config["TASKSTORE"].max_value_bytes)
-    return encoded
-
-
-def if_match() -> str | None:
-    return request.headers.get("If-Match")
 
 
 @bp.get(BASE)

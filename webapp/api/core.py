@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any, TypeVar
 
-from flask import Blueprint, g, request
+from flask import Blueprint, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
 from .. import store
@@ -97,3 +97,22 @@ def _is_union_tag(part: Any) -> bool:
 def out(model: type[Model], **fields: Any) -> dict[str, Any]:
     """A response body, through its model: what the OpenAPI document promises is what is sent."""
     return model.model_validate(fields).model_dump(mode="json")
+
+
+# --- stored keys, of any kind of scope -----------------------------------------------------------
+
+
+def entry_response(model: type[Model], fields: dict[str, Any], entry: store.Entry, status: int = 200):
+    """One entry with its ETag (the version an If-Match names)."""
+    return out(model, **fields), status, {"ETag": entry.etag}
+
+
+def new_value(value: Any) -> str:
+    """A value people and tools set: the store's rules, and the soft size limit workers only get warned about."""
+    encoded = store.encode_value(value)
+    store.check_value_size(encoded, current_app.config["TASKSTORE"].max_value_bytes)
+    return encoded
+
+
+def if_match() -> str | None:
+    return request.headers.get("If-Match")

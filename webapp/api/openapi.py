@@ -24,6 +24,11 @@ QUERY_DESCRIPTIONS = {
     "map_index": ("integer", "Map index of the task instance; -1 (default) for an unmapped task"),
     "state": ("string", "Only runs in this state"),
     "all_map_indices": ("boolean", "Clear every map index of the task"),
+    "name": ("string", "The asset's name (any text: '/', '?', '#', spaces survive in a query parameter)"),
+    "uri": ("string", "The asset's URI"),
+    "key": ("string", "The key"),
+    "name_pattern": ("string", "Only assets whose name contains this, ignoring case"),
+    "uri_pattern": ("string", "Only assets whose URI contains this, ignoring case"),
 }
 PATH_DESCRIPTIONS = {
     "key": "The key; may contain '/', raw or percent-encoded",
@@ -46,13 +51,16 @@ class Operation:
     errors: tuple[int, ...] = ()
     query: tuple[str, ...] = ()
     headers: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()  # query parameters that must be given
 
 
-def documented(summary: str, *, tag: str, body=None, ok=None, errors=(), query=(), headers=()) -> Callable:
+def documented(summary: str, *, tag: str, body=None, ok=None, errors=(), query=(), headers=(),
+               required=()) -> Callable:
     """Attach OpenAPI metadata to a view; ``ok`` maps success statuses to response models."""
 
     def attach(view: Callable) -> Callable:
-        view.openapi = Operation(summary, tag, body, ok or {204: None}, tuple(errors), tuple(query), tuple(headers))
+        view.openapi = Operation(summary, tag, body, ok or {204: None}, tuple(errors), tuple(query), tuple(headers),
+                                 tuple(required))
         return view
 
     return attach
@@ -75,7 +83,7 @@ def _operation(op: Operation, path_params: list[str], secured: str | None) -> di
     ]
     for name in op.query:
         kind, text = QUERY_DESCRIPTIONS[name]
-        parameters.append({"name": name, "in": "query", "required": False, "schema": {"type": kind},
+        parameters.append({"name": name, "in": "query", "required": name in op.required, "schema": {"type": kind},
                            "description": text})
     for name in op.headers:
         parameters.append({"name": name, "in": "header", "required": False, "schema": {"type": "string"},

@@ -86,12 +86,18 @@ class ValueBody(BaseModel):
     value: JsonValue
 
 
+class AssetValueBody(Strict):
+    value: JsonValue = Field(description="Any JSON value but null; NaN and Infinity are refused")
+
+
 # --- runs and task instances ------------------------------------------------------------------
 
 
 class TaskSpec(Strict):
     task_id: Name
     map_indexes: list[MapIndex] | None = Field(None, description="Omit for an unmapped task (map_index -1)")
+    inlets: list[StrictStr] = Field([], description="Names of the assets the task reads (asset_access = declared)")
+    outlets: list[StrictStr] = Field([], description="Names of the assets the task writes")
 
 
 class DagRunCreate(Strict):
@@ -261,4 +267,58 @@ class AuditEventOut(BaseModel):
 
 class AuditLog(BaseModel):
     events: list[AuditEventOut]
+    total_entries: int
+
+
+# --- assets -------------------------------------------------------------------------------------
+
+
+class LastUpdatedBy(BaseModel):
+    kind: Literal["task", "watcher", "api"]
+    dag_id: str | None = Field(None, description="kind task: the writing task instance's")
+    run_id: str | None = None
+    task_id: str | None = None
+    map_index: int | None = None
+    name: str | None = Field(None, description="kind watcher: the watcher; kind api: the API key or person")
+
+
+class AssetCreate(Strict):
+    name: StrictStr = Field(description="Unique; any text up to 1,500 characters")
+    uri: StrictStr = Field(description="Unique; any text up to 1,500 characters")
+    group: StrictStr = ""
+
+
+class AssetOut(BaseModel):
+    id: int
+    name: str
+    uri: str
+    group: str
+    created_at: datetime
+
+
+class AssetListed(AssetOut):
+    key_count: int
+    last_updated_at: datetime | None = Field(description="The asset's latest key write")
+    last_updated_by: LastUpdatedBy | None
+
+
+class AssetList(BaseModel):
+    assets: list[AssetListed]
+    total_entries: int
+
+
+class WatcherTokenCreate(Strict):
+    watcher: StrictStr = Field(description="The watcher's name: its writes are recorded as this watcher's")
+
+
+class AssetEntry(BaseModel):
+    key: str
+    value: JsonValue
+    updated_at: datetime
+    last_updated_by: LastUpdatedBy | None
+    version: int = Field(description="Bumped on every write; the ETag carries it")
+
+
+class AssetEntryList(BaseModel):
+    asset_state_store: list[AssetEntry]
     total_entries: int

@@ -1,5 +1,7 @@
 """Worker tokens: short-lived JWTs (HS256, the app's secret key) naming one task instance
-in ``sub``. Shaped like Airflow's execution-API tokens so the same client code works."""
+in ``sub``, or a watcher (``sub`` = ``watcher:<name>``: a process that reads and writes
+asset keys without being a task, like Airflow's asset watchers). Shaped like Airflow's
+execution-API tokens so the same client code works."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from functools import lru_cache
 
 import jwt
 from flask import current_app
+
+from ..errors import InvalidInput
 
 ALGORITHM = "HS256"
 AUDIENCE = "urn:airflow.apache.org:task"
@@ -23,15 +27,30 @@ class TokenInvalid(Exception):
     """Missing, malformed, badly signed or expired: the caller is not authenticated."""
 
 
+WATCHER_PREFIX = "watcher:"
+
+
 @dataclass(frozen=True)
 class WorkerToken:
-    ti_id: str
+    ti_id: str  # the subject: a task instance's id, or "watcher:<name>"
     issued_at: datetime
     expires_at: datetime
+
+    @property
+    def watcher(self) -> str | None:
+        """The watcher's name, for a watcher's token; None for a task instance's."""
+        return self.ti_id[len(WATCHER_PREFIX):] if self.ti_id.startswith(WATCHER_PREFIX) else None
 
     def needs_refresh(self, now: datetime) -> bool:
         lifetime = self.expires_at - self.issued_at
         return self.expires_at - now < lifetime * REFRESH_WHEN_REMAINING
+
+
+def issue_for_watcher(name: str, now: datetime | None = None) -> tuple[str, datetime]:
+    """A token for a named watcher: asset keys only, recorded as written by the watcher."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 100 or any(ord(c) < 32 for c in name):
+        raise InvalidInput("watcher", "must be 1 to 100 characters without control characters")
+    return issue(WATCHER_PREFIX + name, now)
 
 
 def issue(ti_id: uuid.UUID | str, now: datetime | None = None) -> tuple[str, datetime]:
@@ -66,9 +85,10 @@ def _verified(secret: str, token: str) -> WorkerToken:
         raise TokenInvalid(f"invalid token ({exc})") from None
     if claims.get("scope") != SCOPE:
         raise TokenInvalid("not a task-store worker token")
+    subject = str(claims["sub"])
     try:
         return WorkerToken(
-            ti_id=str(claims["sub"]).lower(),
+            ti_id=subject if subject.startswith(WATCHER_PREFIX) else subject.lower(),
             issued_at=datetime.fromtimestamp(claims["iat"], UTC),
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )

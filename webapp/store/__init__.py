@@ -1,7 +1,8 @@
 """Every rule of the store: validation, expiry, worker reads and writes, versioned edits and
-their history, search, cleanup and key counts, written once against the scope definitions of
-``scopes`` (today: task instances). The worker API, the admin API, the UI and the CLI all
-call these functions; none of them touches a keys table directly.
+their history, search, cleanup and key counts, written once against the definitions of the
+kinds of scope: task instances (``scopes``) and assets (``asset_keys``). The worker API, the
+admin API, the UI and the CLI all call these functions; none of them touches a keys table
+directly.
 
 Functions execute statements on the current session (or the worker's connection) and leave
 the commit to the caller (``webapp.transactions``), so that a state change and a clear can
@@ -9,8 +10,17 @@ share one transaction (``clear_on_success``), and a change and its history row l
 """
 
 from .access import clear, clear_addressed, delete_key, find, live_condition, read_value_json, write
-from .cleanup import delete_expired, list_expired
-from .counting import COUNT_CAP, capped_count, dag_key_counts, key_counts_by_run, key_counts_by_task_instance
+from .asset_keys import ASSET_KEYS, AssetScope, asset_address, name_hash, scope_of_asset, worker_names, written_by
+from .cleanup import delete_expired, delete_orphaned_asset_keys, list_expired
+from .counting import (
+    COUNT_CAP,
+    asset_key_summaries,
+    asset_keys_written_by,
+    capped_count,
+    dag_key_counts,
+    key_counts_by_run,
+    key_counts_by_task_instance,
+)
 from .edits import (
     add_entry,
     admin_expiry,
@@ -25,10 +35,12 @@ from .edits import (
 )
 from .entries import Change, Entry, parse_etag
 from .history import changes_for
+from .kinds import KINDS
 from .rules import (
     check_value_size,
     encode_value,
     expiry_for_retention,
+    parse_asset_put_body,
     parse_json,
     parse_timestamp,
     parse_worker_put_body,
@@ -36,7 +48,6 @@ from .rules import (
     warn_if_oversized,
 )
 from .scopes import (
-    KINDS,
     TASK_INSTANCE_BY_ID,
     TASK_KEYS,
     Address,
@@ -50,12 +61,14 @@ from .scopes import (
 from .search import KeyHit, search_keys
 
 __all__ = [
-    "COUNT_CAP", "KINDS", "TASK_INSTANCE_BY_ID", "TASK_KEYS", "Address", "Change", "Entry", "KeyHit", "Scope",
-    "ScopeKind", "TaskInstanceScope", "add_entry", "admin_expiry", "capped_count", "changes_for",
-    "check_value_size", "clear", "clear_addressed", "clear_entries", "current_entry", "dag_key_counts",
-    "delete_entry", "delete_expired", "delete_key", "encode_value", "expiry_for_retention", "extend_entry", "find",
-    "get_entry", "key_counts_by_run", "key_counts_by_task_instance", "list_entries", "list_expired",
-    "live_condition", "parse_etag", "parse_json", "parse_ti_id", "parse_timestamp", "parse_worker_put_body",
-    "patch_value", "put_entry", "read_value_json", "scope_of", "search_keys", "ti_not_found", "validate_key",
-    "warn_if_oversized", "write",
+    "add_entry", "Address", "admin_expiry", "asset_address", "asset_key_summaries", "ASSET_KEYS",
+    "asset_keys_written_by", "AssetScope", "capped_count", "Change", "changes_for", "check_value_size", "clear",
+    "clear_addressed", "clear_entries", "COUNT_CAP", "current_entry", "dag_key_counts", "delete_entry",
+    "delete_expired", "delete_key", "delete_orphaned_asset_keys", "encode_value", "Entry",
+    "expiry_for_retention", "extend_entry", "find", "get_entry", "key_counts_by_run",
+    "key_counts_by_task_instance", "KeyHit", "KINDS", "list_entries", "list_expired", "live_condition",
+    "name_hash", "parse_asset_put_body", "parse_etag", "parse_json", "parse_ti_id", "parse_timestamp",
+    "parse_worker_put_body", "patch_value", "put_entry", "read_value_json", "Scope", "scope_of",
+    "scope_of_asset", "ScopeKind", "search_keys", "TASK_INSTANCE_BY_ID", "TASK_KEYS", "TaskInstanceScope",
+    "ti_not_found", "validate_key", "warn_if_oversized", "worker_names", "write", "written_by",
 ]

@@ -39,11 +39,12 @@ def _given(kind: ScopeKind, name: str):
 
 
 def _of_address(address: Address) -> list:
-    """The address's scope, as a condition on its kind's table (correlated scalar subqueries,
-    which every database resolves once through the address's unique index)."""
+    """The address's scope, as a condition on its kind's table (scalar subqueries, which every
+    database resolves once through the address's unique index)."""
     table = address.kind.table
     return [
-        table.c[name] == select(address.values[name]).where(address.where).scalar_subquery()
+        table.c[name] == select(address.values[name]).select_from(address.source).where(address.where)
+        .scalar_subquery()
         for name in address.kind.owner
     ]
 
@@ -59,7 +60,8 @@ def _statements(address: Address) -> dict[str, Any]:
         "read": select(first_value.label("found"), table.c.value).select_from(
             address.source.outerjoin(table, and_(*same_scope, table.c.key == bindparam("key"), live))
         ).where(address.where),
-        "find": select(*(address.values[name].label(name) for name in kind.row_columns)).where(address.where),
+        "find": select(*(address.values[name].label(name) for name in kind.row_columns))
+        .select_from(address.source).where(address.where),
         "delete": delete(table).where(*_of_address(address), table.c.key == bindparam("key")),
     }
 
@@ -67,31 +69,40 @@ def _statements(address: Address) -> dict[str, Any]:
 @cache
 def _upsert(address: Address, dialect: str):
     """INSERT ... SELECT from the address's row, then the dialect's own "on conflict, update";
-    the version counts every write. Nothing inserted means no such scope."""
+    the version counts every write, the writer columns say who wrote last. Nothing inserted
+    means no such scope."""
     kind, table = address.kind, address.kind.table
-    columns = [*kind.row_columns, "key", "value", "version", "updated_at", "expires_at"]
+    writer = list(address.writer)
+    columns = [*kind.row_columns, "key", "value", "version", "updated_at", "expires_at", *writer]
     from_scope = select(
         *(address.values[name] for name in kind.row_columns),
         _given(kind, "key"), _given(kind, "value"), literal(1), _given(kind, "updated_at"),
-        _given(kind, "expires_at"),
-    ).where(address.where)
-    changed = {"value": _given(kind, "value"), "updated_at": _given(kind, "updated_at"),
-               "expires_at": _given(kind, "expires_at"), "version": table.c.version + 1}
+        _given(kind, "expires_at"), *(address.writer[name] for name in writer),
+    ).select_from(address.source).where(address.where)
     if dialect in ("mysql", "mariadb"):
-        statement = mysql.insert(table).from_select(columns, from_scope).on_duplicate_key_update(**changed)
+        statement = mysql.insert(table).from_select(columns, from_scope)
+        proposed = statement.inserted
     else:
-        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-        statement = insert(table).from_select(columns, from_scope).on_conflict_do_update(
-            index_elements=[*kind.owner, "key"], set_=changed)
+        statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](table).from_select(
+            columns, from_scope)
+        proposed = statement.excluded
+    changed = {name: proposed[name] for name in ("value", "updated_at", "expires_at", *writer)}
+    changed["version"] = table.c.version + 1
+    if dialect in ("mysql", "mariadb"):
+        statement = statement.on_duplicate_key_update(**changed)
+    else:
+        statement = statement.on_conflict_do_update(index_elements=[*kind.owner, "key"], set_=changed)
     # An INSERT's row count is what says whether the scope exists; drivers drop it unless asked.
     return statement.execution_options(preserve_rowcount=True)
 
 
 def find(address: Address, connection: Connection | None = None, **names: Any) -> Scope:
-    """The scope an address names; NotFound (Airflow's message) when there is none."""
-    row = _connection(connection).execute(_statements(address)["find"], names).first()
+    """The scope an address names; the address's error (NotFound in Airflow's words) when it
+    names none."""
+    connection = _connection(connection)
+    row = connection.execute(_statements(address)["find"], address.bind(**names)).first()
     if row is None:
-        raise address.not_found(**names)
+        raise address.not_found(connection, **names)
     return address.scope_from_row(row, **names)
 
 
@@ -99,10 +110,11 @@ def read_value_json(address: Address, key: str, now: datetime | None = None, *,
                     connection: Connection | None = None, **names: Any) -> str:
     """The stored JSON text of a live key; NotFound for an unknown scope, KeyNotFound naming the key."""
     validate_key(key)
-    row = _connection(connection).execute(
-        _statements(address)["read"], {**names, "key": key, "now": now or utcnow()}).first()
+    connection = _connection(connection)
+    row = connection.execute(
+        _statements(address)["read"], {**address.bind(**names), "key": key, "now": now or utcnow()}).first()
     if row is None:
-        raise address.not_found(**names)
+        raise address.not_found(connection, **names)
     if row.value is None:
         raise KeyNotFound(key)
     return row.value
@@ -113,17 +125,17 @@ def write(address: Address, key: str, encoded_value: str, expires_at: datetime |
     """Create or overwrite in one statement, so racing writers never collide: last write wins."""
     validate_key(key)
     connection = _connection(connection)
-    parameters = {**names, "key": key, "value": encoded_value, "updated_at": now or utcnow(),
+    parameters = {**address.bind(**names), "key": key, "value": encoded_value, "updated_at": now or utcnow(),
                   "expires_at": expires_at}
     if connection.execute(_upsert(address, connection.dialect.name), parameters).rowcount == 0:
-        raise address.not_found(**names)
+        raise address.not_found(connection, **names)
 
 
 def delete_key(address: Address, key: str, *, connection: Connection | None = None, **names: Any) -> bool:
     """Deleting a key that is not there is fine (False); an unknown scope is NotFound."""
     validate_key(key)
     connection = _connection(connection)
-    if connection.execute(_statements(address)["delete"], {**names, "key": key}).rowcount > 0:
+    if connection.execute(_statements(address)["delete"], {**address.bind(**names), "key": key}).rowcount > 0:
         return True
     find(address, connection, **names)  # NotFound for an unknown scope
     return False

@@ -10,7 +10,8 @@ from sqlalchemy import delete, select
 from ..extensions import db
 from ..models import utcnow
 from ..transactions import committed
-from .scopes import KINDS, ScopeKind
+from .kinds import KINDS
+from .scopes import ScopeKind
 
 
 def _expiring_kinds() -> tuple[ScopeKind, ...]:
@@ -54,3 +55,22 @@ def delete_expired(*, batch_size: int, now: datetime | None = None) -> Iterator[
             yield committed(lambda batch=batch: db.session.execute(batch).rowcount)
             if len(ids) < batch_size:
                 break
+
+
+def delete_orphaned_asset_keys(*, batch_size: int) -> Iterator[int]:
+    """Keys of assets that no longer exist, in batches. Deleting an asset deletes its keys in
+    the same statement (ON DELETE CASCADE); this catches what a database without the cascade
+    (a restored dump, a hand-made deletion with foreign keys off) left behind."""
+    from ..models import Asset, AssetState
+
+    while True:
+        ids = db.session.execute(
+            select(AssetState.id).where(~select(Asset.id).where(Asset.id == AssetState.asset_id).exists())
+            .limit(batch_size)
+        ).scalars().all()
+        if not ids:
+            return
+        batch = delete(AssetState).where(AssetState.id.in_(ids))
+        yield committed(lambda batch=batch: db.session.execute(batch).rowcount)
+        if len(ids) < batch_size:
+            return

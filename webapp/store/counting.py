@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 
 from ..extensions import db
-from ..models import TaskState
+from ..models import AssetState, TaskState
 from .access import live_condition
+from .asset_keys import ASSET_KEYS
 
 COUNT_CAP = 1_000
 
@@ -55,3 +56,34 @@ def key_counts_by_task_instance(dag_run_id: int, task_ids: list[str],
             .group_by(TaskState.task_id, TaskState.map_index)
         )
     }
+
+
+def asset_key_summaries(asset_ids: list[int]) -> dict[int, tuple[int, datetime | None, dict | None]]:
+    """For each of these assets: its key count, its latest write and who made it (two queries
+    for a page of assets, never one per asset)."""
+    if not asset_ids:
+        return {}
+    counts = {asset_id: (count, latest) for asset_id, count, latest in db.session.execute(
+        select(AssetState.asset_id, func.count(), func.max(AssetState.updated_at))
+        .where(AssetState.asset_id.in_(asset_ids)).group_by(AssetState.asset_id)
+    )}
+    writers: dict[int, dict | None] = {}
+    if counts:
+        latest = [(asset_id, at) for asset_id, (_count, at) in counts.items()]
+        rows = db.session.execute(
+            select(AssetState.asset_id, *(AssetState.__table__.c[name] for name in ASSET_KEYS.writer_columns))
+            .where(tuple_(AssetState.asset_id, AssetState.updated_at).in_(latest))
+        )
+        for row in rows:
+            writers[row[0]] = ASSET_KEYS.describe_writer(tuple(row[1:]))
+    return {asset_id: (count, at, writers.get(asset_id)) for asset_id, (count, at) in counts.items()}
+
+
+def asset_keys_written_by(dag_id: str, run_id: str, task_id: str, map_index: int) -> list:
+    """The asset keys a task instance wrote last: asset id and name, key, updated_at."""
+    return db.session.execute(
+        select(AssetState.asset_id, AssetState.asset_name, AssetState.key, AssetState.updated_at)
+        .where(AssetState.written_by_dag_id == dag_id, AssetState.written_by_run_id == run_id,
+               AssetState.written_by_task_id == task_id, AssetState.written_by_map_index == map_index)
+        .order_by(AssetState.asset_name, AssetState.key).limit(COUNT_CAP)
+    ).all()

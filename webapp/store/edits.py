@@ -41,7 +41,12 @@ def admin_expiry(chosen: Any, retention_days: int, now: datetime | None = None) 
 
 
 def _entry_columns(kind: ScopeKind) -> list:
-    return [kind.column(name) for name in ENTRY_COLUMNS]
+    return [kind.column(name) for name in (*ENTRY_COLUMNS, *kind.writer_columns)]
+
+
+def _entry(kind: ScopeKind, row) -> Entry:
+    count = len(ENTRY_COLUMNS)
+    return Entry(*row[:count], written_by=kind.describe_writer(tuple(row[count:])) if kind.writer_columns else None)
 
 
 def current_entry(scope: Scope, key: str, now: datetime | None = None) -> Entry | None:
@@ -51,7 +56,7 @@ def current_entry(scope: Scope, key: str, now: datetime | None = None) -> Entry 
     row = db.session.execute(
         select(*_entry_columns(kind)).where(scope.condition(), kind.column("key") == key, live_condition(now, kind))
     ).first()
-    return None if row is None else Entry(*row)
+    return None if row is None else _entry(kind, row)
 
 
 def get_entry(scope: Scope, key: str, now: datetime | None = None) -> Entry:
@@ -105,9 +110,9 @@ def _insert_new(scope: Scope, key: str, values: dict) -> None:
 
 def _versioned_write(scope: Scope, key: str, values: dict, *, action: str, actor: str, if_match: str | None,
                      now: datetime, create: bool) -> Change:
-    """Update the row version we read with ``values`` (plus ``updated_at``), or create the key
-    when there is none and ``create`` allows; record the change."""
-    values = {**values, "updated_at": now}
+    """Update the row version we read with ``values`` (plus ``updated_at`` and who wrote it), or
+    create the key when there is none and ``create`` allows; record the change."""
+    values = {**values, "updated_at": now, **scope.kind.written_by_actor(actor)}
     for _attempt in range(UNCONDITIONAL_EDIT_ATTEMPTS):
         before = current_entry(scope, key, now)
         _check_precondition(key, before, if_match)
@@ -226,5 +231,5 @@ def list_entries(scope: Scope, *, limit: int, offset: int = 0, include_expired: 
     rows = db.session.execute(
         select(*_entry_columns(kind)).where(*conditions).order_by(kind.column("key")).limit(limit).offset(offset)
     ).all()
-    return [Entry(*row) for row in rows], total
+    return [_entry(kind, row) for row in rows], total
 

@@ -19,6 +19,7 @@ class Entry:
     version: int
     updated_at: datetime
     expires_at: datetime | None
+    written_by: dict[str, Any] | None = None  # who last wrote it, where the kind records that
 
     @property
     def value(self) -> Any:

@@ -23,7 +23,8 @@ def _whose(scope: Scope, row: Any = None) -> dict[str, Any]:
     """The history columns naming the key's scope: the kind's labels, from the row when one
     is given (a clear of every map index records each key's own)."""
     values = scope.row_values()
-    return {name: getattr(row, name) if row is not None else values[name] for name in scope.kind.labels}
+    return {"scope_kind": scope.kind.name,
+            **{name: getattr(row, name) if row is not None else values[name] for name in scope.kind.labels}}
 
 
 def record(scope: Scope, key: str, change: Change, *, actor: str, action: str) -> None:

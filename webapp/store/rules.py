@@ -139,6 +139,19 @@ def parse_worker_put_body(raw: bytes) -> tuple[str, datetime | None]:
     return encode_value(body["value"]), parse_timestamp(body.get("expires_at"))
 
 
+def parse_asset_put_body(raw: bytes) -> str:
+    """The worker API's asset PUT body: ``{"value": <json, not null>}`` (asset keys never expire)."""
+    body = parse_json(raw, constants_as_floats=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("body", f"must be a JSON object, not {_json_type(body)}")
+    unexpected = [name for name in body if name != "value"]
+    if unexpected:
+        raise InvalidInput(unexpected[0], "is not a field of this body (allowed: value; asset keys never expire)")
+    if "value" not in body:
+        raise InvalidInput("value", "is required")
+    return encode_value(body["value"])
+
+
 def _json_type(value: Any) -> str:
     return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 

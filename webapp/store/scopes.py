@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, FromClause, Table, and_, bindparam
 
-from ..errors import NotFound
+from ..errors import NotFound, ServiceError
 from ..models import TaskInstance, TaskState
 
 
@@ -40,6 +40,12 @@ class ScopeKind:
     sqlite_search_index: str | None = None  # FTS5 trigram table over ``key`` (migration 0006)
     # Newest first, in an order PostgreSQL and MariaDB can stream from an index (search).
     newest_first: tuple[str, ...] = ("id",)
+    # Columns recording who last wrote a key, set by every write: a worker's address gives
+    # them, an edit by a person or tool gets ``written_by_actor(actor)``; ``describe_writer``
+    # turns their values back into the API's ``last_updated_by``.
+    writer_columns: tuple[str, ...] = ()
+    written_by_actor: Callable[[str], dict[str, Any]] = field(default=lambda actor: {})
+    describe_writer: Callable[[tuple], dict[str, Any] | None] = field(default=lambda values: None)
 
     @property
     def row_columns(self) -> tuple[str, ...]:
@@ -62,7 +68,6 @@ TASK_KEYS = ScopeKind(
     # would walk every newer DAG's keys to reach an old DAG's.
     newest_first=("dag_run_id", "id"),
 )
-KINDS: tuple[ScopeKind, ...] = (TASK_KEYS,)
 
 
 class Scope:
@@ -119,18 +124,22 @@ def scope_of(ti: TaskInstance) -> TaskInstanceScope:
 
 @dataclass(frozen=True, eq=False)
 class Address:
-    """A worker's way of naming a scope, resolved in SQL: ``source`` is the table to look in,
-    ``where`` picks the one row (with bind parameters named in ``parameters``), and
-    ``values`` gives, for each of ``kind.row_columns``, the expression on ``source`` that
-    holds it. The worker statements are built from this once (``store.access``)."""
+    """A worker's way of naming a scope, resolved in SQL: ``source`` is the table (or join) to
+    look in, ``where`` picks the one row, and ``values`` gives, for each of ``kind.row_columns``,
+    the expression on ``source`` that holds it; ``writer`` gives the kind's writer columns.
+    ``bind`` turns the names a route has (a task instance id, an asset name) into the
+    statements' bind parameters. On a miss, ``not_found`` may look (with the connection) for
+    which of the names is missing. The worker statements are built from this once
+    (``store.access``)."""
 
     kind: ScopeKind
     source: FromClause
     where: ColumnElement[bool]
     values: Mapping[str, ColumnElement]
-    parameters: tuple[str, ...]
-    not_found: Callable[..., NotFound]
+    not_found: Callable[..., ServiceError]
     scope_from_row: Callable[..., Scope]
+    writer: Mapping[str, ColumnElement] = field(default_factory=dict)
+    bind: Callable[..., dict[str, Any]] = field(default=lambda **names: names)
 
 
 def ti_not_found(ti_id: uuid.UUID | str) -> NotFound:
@@ -150,8 +159,7 @@ TASK_INSTANCE_BY_ID = Address(
     source=_TI,
     where=_TI.c.id == bindparam("ti_id", type_=_TI.c.id.type),
     values={name: _TI.c[name] for name in TASK_KEYS.row_columns},
-    parameters=("ti_id",),
-    not_found=lambda ti_id: ti_not_found(ti_id),
+    not_found=lambda _connection, ti_id: ti_not_found(ti_id),
     scope_from_row=lambda row, ti_id: TaskInstanceScope(ti_id, row.dag_run_id, row.dag_id, row.run_id,
                                                         row.task_id, row.map_index),
 )

@@ -27,24 +27,28 @@ branch_labels = None
 depends_on = None
 
 log = logging.getLogger("alembic.runtime.migration")
-PG_INDEX = "task_state_key_trgm_idx"
-SQLITE_TABLE = "task_state_key_search"  # webapp.store.search names it too
 
-SQLITE_TRIGGERS = {
-    "task_state_key_search_insert": f"""
-        CREATE TRIGGER task_state_key_search_insert AFTER INSERT ON task_state BEGIN
-            INSERT INTO {SQLITE_TABLE}(rowid, key) VALUES (new.id, new.key);
-        END""",
-    "task_state_key_search_delete": f"""
-        CREATE TRIGGER task_state_key_search_delete AFTER DELETE ON task_state BEGIN
-            INSERT INTO {SQLITE_TABLE}({SQLITE_TABLE}, rowid, key) VALUES ('delete', old.id, old.key);
-        END""",
-    "task_state_key_search_update": f"""
-        CREATE TRIGGER task_state_key_search_update AFTER UPDATE OF key ON task_state BEGIN
-            INSERT INTO {SQLITE_TABLE}({SQLITE_TABLE}, rowid, key) VALUES ('delete', old.id, old.key);
-            INSERT INTO {SQLITE_TABLE}(rowid, key) VALUES (new.id, new.key);
-        END""",
-}
+
+def _names(table: str) -> tuple[str, str, dict[str, str]]:
+    """The PostgreSQL index, the SQLite FTS5 table and its triggers for a keys table; the store's
+    ``ScopeKind.sqlite_search_index`` names the FTS5 table too."""
+    search = f"{table}_key_search"
+    triggers = {
+        f"{search}_insert": f"""
+            CREATE TRIGGER {search}_insert AFTER INSERT ON {table} BEGIN
+                INSERT INTO {search}(rowid, key) VALUES (new.id, new.key);
+            END""",
+        f"{search}_delete": f"""
+            CREATE TRIGGER {search}_delete AFTER DELETE ON {table} BEGIN
+                INSERT INTO {search}({search}, rowid, key) VALUES ('delete', old.id, old.key);
+            END""",
+        f"{search}_update": f"""
+            CREATE TRIGGER {search}_update AFTER UPDATE OF key ON {table} BEGIN
+                INSERT INTO {search}({search}, rowid, key) VALUES ('delete', old.id, old.key);
+                INSERT INTO {search}(rowid, key) VALUES (new.id, new.key);
+            END""",
+    }
+    return f"{table}_key_trgm_idx", search, triggers
 
 
 def _pg_trgm(bind) -> bool:
@@ -68,25 +72,36 @@ def _sqlite_has_fts5_trigram() -> bool:
     return True
 
 
-def upgrade() -> None:
+def create_key_search_index(table: str) -> None:
+    """A trigram index over ``table.key`` where the database has one (later migrations call it
+    for new keys tables)."""
     bind = op.get_bind()
+    pg_index, search, triggers = _names(table)
     if bind.dialect.name == "postgresql":
         if _pg_trgm(bind):
-            op.create_index(PG_INDEX, "task_state", ["key"], postgresql_using="gin",
-                            postgresql_ops={"key": "gin_trgm_ops"})
+            op.create_index(pg_index, table, ["key"], postgresql_using="gin", postgresql_ops={"key": "gin_trgm_ops"})
     elif bind.dialect.name == "sqlite" and _sqlite_has_fts5_trigram():
-        op.execute(f"CREATE VIRTUAL TABLE {SQLITE_TABLE} USING fts5(key, content='task_state', "
+        op.execute(f"CREATE VIRTUAL TABLE {search} USING fts5(key, content='{table}', "
                    "content_rowid='id', tokenize='trigram')")
-        op.execute(f"INSERT INTO {SQLITE_TABLE}({SQLITE_TABLE}) VALUES ('rebuild')")
-        for statement in SQLITE_TRIGGERS.values():
+        op.execute(f"INSERT INTO {search}({search}) VALUES ('rebuild')")
+        for statement in triggers.values():
             op.execute(statement)
 
 
-def downgrade() -> None:
+def drop_key_search_index(table: str) -> None:
     bind = op.get_bind()
+    pg_index, search, triggers = _names(table)
     if bind.dialect.name == "postgresql":
-        op.drop_index(PG_INDEX, table_name="task_state", if_exists=True)
+        op.drop_index(pg_index, table_name=table, if_exists=True)
     elif bind.dialect.name == "sqlite":
-        for trigger in SQLITE_TRIGGERS:
+        for trigger in triggers:
             op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-        op.execute(f"DROP TABLE IF EXISTS {SQLITE_TABLE}")
+        op.execute(f"DROP TABLE IF EXISTS {search}")
+
+
+def upgrade() -> None:
+    create_key_search_index("task_state")
+
+
+def downgrade() -> None:
+    drop_key_search_index("task_state")
