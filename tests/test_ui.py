@@ -166,8 +166,10 @@ def test_runs_page_costs_the_same_number_of_queries_for_any_page_size(viewer, ma
         make_run("etl", f"run_{number}", tasks=(("a", None), ("b", [0, 1])))
     with sql_statements() as statements:
         assert viewer.get("/dags/etl").status_code == 200
-    # The user, the state counts, the page of runs, TI counts, key counts: no query per row.
-    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 5
+    # The user, the state counts, the page of runs, TI counts, key counts: no query per row
+    # (PostgreSQL's per-transaction deadline, set_config, is not a query of the page).
+    queries = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "set_config(" not in s]
+    assert len(queries) <= 5
 
 
 def test_run_page_groups_mapped_task_instances(viewer, make_run, set_ti_state, worker_put):
