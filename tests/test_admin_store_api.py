@@ -28,7 +28,7 @@ def test_list_is_ordered_by_key_and_paged(client, mapped, worker_put, admin_auth
     assert body["total_entries"] == 3  # the expired key is not listed
     assert [entry["key"] for entry in body["task_state_store"]] == ["b", "c/d"]
     assert body["task_state_store"][0]["value"] == {"k": "b"}
-    assert set(body["task_state_store"][0]) == {"key", "value", "updated_at", "expires_at", "version"}
+    assert set(body["task_state_store"][0]) == {"key", "value", "updated_at", "expires_at", "version", "written_by_try"}
 
 
 def test_get_sends_etag_and_expired_key_is_404(client, mapped, worker_put, admin_auth):

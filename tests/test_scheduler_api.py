@@ -219,10 +219,11 @@ def test_first_run_is_try_one(client, admin):
     assert stored["state"] == "running" and stored["try_number"] == 1
 
 
-def test_a_retry_increments_try_number_and_keeps_the_keys(app, client, admin, worker_auth, worker_put):
+def test_a_retry_is_a_new_try_with_a_new_id_that_keeps_the_keys(app, client, admin, worker_auth, worker_put):
     ti = ti_ids(create_run(client, admin))["task"]
     set_state(client, admin, "queued")
-    set_state(client, admin, "running")
+    first = set_state(client, admin, "running")
+    assert first["id"] == ti  # the first try keeps the id the run was created with
     token = worker_auth(ti)  # the first try's token
     worker_put(ti, "spark/job_id", "application_1")
     worker_put(ti, "checkpoint", {"offset": 40})
@@ -231,13 +232,15 @@ def test_a_retry_increments_try_number_and_keeps_the_keys(app, client, admin, wo
     assert failed_try["try_number"] == 1
     retry = set_state(client, admin, "running")
     assert retry["try_number"] == 2
-    assert retry["id"] == ti  # the same task instance: workers address it by the same id
+    assert retry["id"] != ti  # a new try, a new id: the first try's token is fenced off
 
-    # The retry finds what its predecessor stored, with a token issued for either try.
-    for headers in (token, worker_auth(ti)):
-        response = worker_get(client, headers, ti, "spark/job_id")
-        assert response.status_code == 200 and response.json == {"value": "application_1"}
-        assert worker_get(client, headers, ti, "checkpoint").json == {"value": {"offset": 40}}
+    # The retry finds what its predecessor stored; the first try's token no longer works.
+    new = worker_auth(retry["id"])
+    response = worker_get(client, new, retry["id"], "spark/job_id")
+    assert response.status_code == 200 and response.json == {"value": "application_1"}
+    assert worker_get(client, new, retry["id"], "checkpoint").json == {"value": {"offset": 40}}
+    stale = worker_get(client, token, ti, "checkpoint")
+    assert stale.status_code == 404 and stale.json["detail"]["message"] == f"Task instance {ti} not found"
     assert [row[-1] for row in keys_of(app)] == ["checkpoint", "spark/job_id"]
 
 
@@ -252,8 +255,9 @@ def test_a_retry_through_scheduled_and_queued_is_a_new_try(app, client, admin, w
     assert set_state(client, admin, "queued")["try_number"] == 1
     assert set_state(client, admin, "running")["try_number"] == 2
     set_state(client, admin, "up_for_retry")
-    assert set_state(client, admin, "running")["try_number"] == 3
-    assert worker_get(client, worker_auth(ti), ti, "job").json == {"value": "j1"}
+    third = set_state(client, admin, "running")
+    assert third["try_number"] == 3 and third["id"] != ti
+    assert worker_get(client, worker_auth(third["id"]), third["id"], "job").json == {"value": "j1"}
 
 
 @pytest.mark.parametrize("pause", ["deferred", "up_for_reschedule"])

@@ -52,6 +52,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
         access,
         admin,
         admin_assets,
+        admin_lifecycle,
         admin_store,
         core,
         health,

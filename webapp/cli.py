@@ -7,10 +7,12 @@ traceback; a database without the schema says to run ``taskstore db upgrade``.""
 from __future__ import annotations
 
 import functools
+import re
 import secrets
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -313,11 +315,46 @@ def delete_asset(asset_id: int) -> None:
     click.echo(f"Deleted asset {asset_id} and its {committed(lambda: assets.delete_asset(asset_id))} keys")
 
 
+AGE = re.compile(r"(\d+)\s*([smhdw])")
+AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _parse_age(_ctx, _param, raw: str | None) -> timedelta | None:
+    """An age like 90d, 12h, 2w, 30m or 45s."""
+    if raw is None:
+        return None
+    match = AGE.fullmatch(raw.strip())
+    if not match or int(match.group(1)) == 0:
+        raise click.BadParameter(f"{raw!r} is not an age such as 90d, 12h, 2w, 30m or 45s")
+    return timedelta(**{AGE_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _paced(batches, settings) -> tuple[int, int]:
+    """Run batches of work with clean's pause after each; (total, batch count)."""
+    total = count = 0
+    started = time.monotonic()
+    for done in batches:
+        total += done
+        count += 1
+        # Without a pause, clean took a core and the write lock to itself: on 2 cores the
+        # workers' p99 went to 5-7x its idle value while it ran (bench/RESULTS.md).
+        time.sleep((time.monotonic() - started) * settings.cleanup_pause_ratio)
+        started = time.monotonic()
+    return total, count
+
+
 @click.command("clean")
-@click.option("--dry-run", is_flag=True, help="List the expired keys instead of deleting them.")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted instead of deleting it.")
+@click.option("--runs-older-than", "runs_older_than", callback=_parse_age, metavar="AGE",
+              help="Instead: delete runs with no activity for AGE (90d, 12h, 2w), with their task instances, "
+                   "tries, keys and history.")
 @with_appcontext
-def clean_command(dry_run: bool) -> None:
-    """Delete keys whose expiry has passed, in batches of cleanup_batch_size."""
+def clean_command(dry_run: bool, runs_older_than: timedelta | None) -> None:
+    """Delete keys whose expiry has passed (or, with --runs-older-than, old runs), in paced batches."""
+    settings = current_app.config["TASKSTORE"]
+    if runs_older_than is not None:
+        _purge_runs(runs_older_than, dry_run, settings)
+        return
     if dry_run:
         count = 0
         for row in store.list_expired():
@@ -326,20 +363,57 @@ def clean_command(dry_run: bool) -> None:
             click.echo(f"{labels}\t{row.key}\t{row.expires_at.isoformat()}")
         click.echo(f"{count} expired keys would be deleted")
         return
-    settings = current_app.config["TASKSTORE"]
     batch_size = settings.cleanup_batch_size
-    total = batches = 0
-    started = time.monotonic()
-    for deleted in store.delete_expired(batch_size=batch_size):
-        total += deleted
-        batches += 1
-        # Without a pause, clean took a core and the write lock to itself: on 2 cores the
-        # workers' p99 went to 5-7x its idle value while it ran (bench/RESULTS.md).
-        time.sleep((time.monotonic() - started) * settings.cleanup_pause_ratio)
-        started = time.monotonic()
+    total, batches = _paced(store.delete_expired(batch_size=batch_size), settings)
     orphans = sum(store.delete_orphaned_asset_keys(batch_size=batch_size))
     click.echo(f"Deleted {total} expired keys in {batches} batches of at most {batch_size}"
                + (f", and {orphans} keys of deleted assets" if orphans else ""))
+
+
+def _purge_runs(age: timedelta, dry_run: bool, settings) -> None:
+    from . import lifecycle
+    from .models import utcnow
+
+    cutoff = utcnow() - age
+    if dry_run:
+        count = 0
+        for row in lifecycle.runs_to_purge(cutoff):
+            count += 1
+            click.echo(f"{row.dag_id}\t{row.run_id}\t{row.state}\t{row.created_at.isoformat()}")
+        click.echo(f"{count} runs with no activity since {cutoff.isoformat()} would be deleted")
+        return
+    # A run's batch deletes its task instances and keys too: batches of runs are a tenth of clean's.
+    batch_size = max(1, settings.cleanup_batch_size // 10)
+    total, batches = _paced(lifecycle.purge_runs(cutoff, batch_size=batch_size), settings)
+    click.echo(f"Deleted {total} runs with no activity since {cutoff.isoformat()} (with their task instances, "
+               f"keys and history) in {batches} batches of at most {batch_size}")
+
+
+@click.group("runs", help="DAG runs: clear task instances so their next try starts over.")
+def runs_group() -> None:
+    pass
+
+
+@runs_group.command("clear")
+@click.argument("dag_id")
+@click.argument("run_id")
+@click.option("--task", "task_ids", multiple=True, help="Only this task (repeatable; default: every task).")
+@click.option("--map-index", "map_indexes", multiple=True, type=int, help="Only this map index (repeatable).")
+@click.option("--keep-task-state", is_flag=True, help="Keep the keys (by default clearing discards them).")
+@with_appcontext
+def clear_run(dag_id: str, run_id: str, task_ids: tuple[str, ...], map_indexes: tuple[int, ...],
+              keep_task_state: bool) -> None:
+    """Reset task instances of a run to state none: their next try starts over."""
+    from . import lifecycle
+
+    def clear():
+        done = lifecycle.clear(dag_id, run_id, task_ids=list(task_ids) or None, map_indexes=list(map_indexes) or None,
+                               keep_task_state=keep_task_state, actor="cli")
+        return len(done.task_instances), done.keys_discarded
+
+    cleared, discarded = committed(clear)
+    click.echo(f"Cleared {cleared} task instances of {dag_id}/{run_id}; "
+               + ("their keys were kept" if keep_task_state else f"{discarded} keys discarded"))
 
 
 @click.command("demo-data")
@@ -434,7 +508,7 @@ def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, 
 
 
 APP_COMMANDS = tuple(_with_one_line_errors(command) for command in (
-    api_keys_group, users_group, token_command, assets_group, clean_command, demo_data_command,
+    api_keys_group, users_group, token_command, assets_group, runs_group, clean_command, demo_data_command,
 ))
 
 

@@ -99,6 +99,28 @@ class TaskInstance(db.Model):
     start_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # A mapped index's input fingerprint, when the scheduler sends one: keys follow it.
+    map_key: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+
+
+class TaskInstanceHistory(db.Model):
+    """A try that ended: its own id (the task instance's id during that try), number, state
+    and times. The task instance row holds the current try."""
+
+    __tablename__ = "task_instance_history"
+    __table_args__ = (Index("task_instance_history_ti_idx", "dag_run_id", "task_id", "map_index", "try_number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    dag_run_id: Mapped[int] = mapped_column(ForeignKey("dag_run.id", ondelete="CASCADE"))
+    dag_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    run_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    task_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    map_index: Mapped[int] = mapped_column(Integer)
+    try_number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str | None] = mapped_column(String(20))
+    start_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    map_key: Mapped[str | None] = mapped_column(String(ID_LENGTH))
 
 
 class TaskState(db.Model):
@@ -125,6 +147,13 @@ class TaskState(db.Model):
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The map key of the task instance that wrote it (None unmapped, or without map keys):
+    # a key is handed only to a task instance with the same map key.
+    map_key: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    written_by_try: Mapped[int | None] = mapped_column(Integer)  # None: written by a person or tool
+    # A key set aside to make room for its position's rightful key (the same name, from the item
+    # that index now maps over) waits off the positions (a negative map_index) and remembers its own.
+    parked_from: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiKey(db.Model):
@@ -278,6 +307,7 @@ class KeyChange(db.Model):
     map_index: Mapped[int | None] = mapped_column(Integer)
     asset_id: Mapped[int | None] = mapped_column(Integer)
     asset_name: Mapped[str | None] = mapped_column(String(ASSET_NAME_LENGTH))
+    try_number: Mapped[int | None] = mapped_column(Integer)  # the try that had written the key before the change
     key: Mapped[str] = mapped_column(String(KEY_LENGTH))
     old_value: Mapped[str | None] = mapped_column(LongText)
     new_value: Mapped[str | None] = mapped_column(LongText)

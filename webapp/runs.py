@@ -4,6 +4,8 @@ the commit to the caller."""
 
 from __future__ import annotations
 
+import os
+import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from . import assets, store
 from .errors import Conflict, InvalidInput, NotFound
 from .extensions import db
-from .models import ID_LENGTH, DagRun, TaskInstance, utcnow
+from .models import ID_LENGTH, DagRun, TaskInstance, TaskInstanceHistory, utcnow
 
 
 class TaskInstanceState(StrEnum):
@@ -63,6 +65,7 @@ class TaskSpec:
     map_indexes: list[int] | None = None
     inlets: tuple[str, ...] = ()  # asset names the task reads (asset_access = declared)
     outlets: tuple[str, ...] = ()  # and writes
+    map_keys: tuple[str, ...] | None = None  # one per map index: its input's fingerprint
 
 
 def validate_name(field: str, value: object) -> str:
@@ -79,6 +82,25 @@ def validate_name(field: str, value: object) -> str:
     if value.isspace():
         raise InvalidInput(field, "must contain a character other than spaces")
     return value
+
+
+def validate_map_indexes(indexes: list[int] | None, task_id: str) -> None:
+    if indexes is not None and (len(set(indexes)) != len(indexes) or any(i < 0 for i in indexes)):
+        raise InvalidInput("map_indexes", f"of task {task_id!r} must be distinct integers >= 0")
+
+
+def validate_map_keys(map_keys, map_indexes: list[int] | None, task_id: str) -> None:
+    """One map key per map index, each a string of 1 to 250 characters."""
+    if map_keys is None:
+        return
+    if map_indexes is None or len(map_keys) != len(map_indexes):
+        raise InvalidInput("map_keys", f"of task {task_id!r} must give one map key per map index")
+    for position, map_key in enumerate(map_keys):
+        if not isinstance(map_key, str) or not map_key or len(map_key) > ID_LENGTH:
+            raise InvalidInput(f"map_keys[{position}]", f"must be a string of 1 to {ID_LENGTH} characters")
+    if len(set(map_keys)) != len(map_keys):
+        raise InvalidInput("map_keys", f"of task {task_id!r} must be distinct: each names one item of the list "
+                                       "(for equal items, add the occurrence, e.g. 'sha...#2')")
 
 
 def parse_state(raw: object) -> str | None:
@@ -147,9 +169,8 @@ def create_dag_run(dag_id: str, run_id: str, tasks: list[TaskSpec],
         if spec.task_id in seen:
             raise InvalidInput("tasks", f"task {spec.task_id!r} is listed twice")
         seen.add(spec.task_id)
-        indexes = spec.map_indexes
-        if indexes is not None and (len(set(indexes)) != len(indexes) or any(i < 0 for i in indexes)):
-            raise InvalidInput("map_indexes", f"of task {spec.task_id!r} must be distinct integers >= 0")
+        validate_map_indexes(spec.map_indexes, spec.task_id)
+        validate_map_keys(spec.map_keys, spec.map_indexes, spec.task_id)
     if db.session.execute(
         select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
     ).first():
@@ -163,9 +184,10 @@ def create_dag_run(dag_id: str, run_id: str, tasks: list[TaskSpec],
         raise Conflict(f"DAG run {run_id!r} of DAG {dag_id!r} already exists") from None
     instances = [
         TaskInstance(dag_run_id=run.id, dag_id=dag_id, run_id=run_id, task_id=spec.task_id,
-                     map_index=map_index, state=None, try_number=0)
+                     map_index=map_index, state=None, try_number=0, map_key=map_key)
         for spec in tasks
-        for map_index in (spec.map_indexes if spec.map_indexes is not None else [-1])
+        for map_index, map_key in zip(spec.map_indexes if spec.map_indexes is not None else [-1],
+                                      spec.map_keys or [None] * len(spec.map_indexes or [-1]), strict=True)
     ]
     db.session.add_all(instances)
     for spec in tasks:
@@ -174,11 +196,36 @@ def create_dag_run(dag_id: str, run_id: str, tasks: list[TaskSpec],
     return run, instances
 
 
+def uuid7() -> uuid.UUID:
+    """A time-ordered UUID (version 7: 48 bits of Unix milliseconds, then random bits), as
+    Airflow gives each try of a task instance."""
+    value = (time.time_ns() // 1_000_000 & (1 << 48) - 1) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
+def end_try(ti: TaskInstance) -> None:
+    """Archive the try that ran, if one did (``task_instance_history``), and give the task
+    instance a new id: that try's token names a task instance that no longer exists, so every
+    worker call with it is a 404 and writes nothing. The keys stay with the task instance's
+    identity (run, task, map index): the next try reads them."""
+    if ti.start_date is None:
+        return  # no try ran since the last one ended (a fresh or a cleared task instance)
+    db.session.add(TaskInstanceHistory(
+        id=ti.id, dag_run_id=ti.dag_run_id, dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
+        map_index=ti.map_index, try_number=ti.try_number, state=ti.state, start_date=ti.start_date,
+        end_date=ti.end_date, map_key=ti.map_key))
+    ti.id = uuid7()
+
+
 def set_state(ti: TaskInstance, new_state: str | None, *, clear_on_success: bool) -> TaskInstance:
-    """Move a TI to a state. A new try keeps the TI's keys: that is what retries resume from."""
+    """Move a TI to a state. A new try gets a new id and keeps the TI's keys: that is what
+    retries resume from, while the earlier try is fenced off."""
     now = utcnow()
     if new_state == "running" and ti.state != "running":
-        if ti.try_number == 0 or ti.state in NEW_TRY_FROM or ti.end_date is not None:
+        if ti.try_number == 0 or ti.state in NEW_TRY_FROM or ti.end_date is not None or ti.start_date is None:
+            end_try(ti)
             ti.try_number += 1
         ti.start_date, ti.end_date = now, None
     if new_state in TRY_ENDED_STATES:
@@ -187,11 +234,11 @@ def set_state(ti: TaskInstance, new_state: str | None, *, clear_on_success: bool
     if new_state == "success" and clear_on_success:
         store.clear(store.scope_of(ti))  # the system's own clear: no person to record
     db.session.flush()
-    _update_run_state(ti.dag_run_id, now)
+    update_run_state(ti.dag_run_id, now)
     return ti
 
 
-def _update_run_state(dag_run_id: int, now: datetime) -> None:
+def update_run_state(dag_run_id: int, now: datetime) -> None:
     run = db.session.get(DagRun, dag_run_id)
     states = db.session.execute(select(TaskInstance.state).where(TaskInstance.dag_run_id == dag_run_id)).scalars().all()
     state = run_state(states)

@@ -51,7 +51,8 @@ def list_dag_runs(dag_id: str):
 def create_dag_run(dag_id: str):
     require_role("admin")
     body = parse_body(schemas.DagRunCreate)
-    specs = [runs.TaskSpec(task.task_id, task.map_indexes, tuple(task.inlets), tuple(task.outlets))
+    specs = [runs.TaskSpec(task.task_id, task.map_indexes, tuple(task.inlets), tuple(task.outlets),
+                           None if task.map_keys is None else tuple(task.map_keys))
              for task in body.tasks]
     run, instances = committed(lambda: runs.create_dag_run(dag_id, body.dag_run_id, specs, body.logical_date))
     return out(schemas.DagRunCreated, **dag_run_fields(run),

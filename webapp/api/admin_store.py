@@ -23,7 +23,8 @@ BASE = "/dags/<dag_id>/dagRuns/<run_id>/taskInstances/<task_id>/state-store"
 
 def entry_fields(entry: store.Entry) -> dict[str, Any]:
     return {"key": entry.key, "value": entry.value, "updated_at": entry.updated_at,
-            "expires_at": entry.expires_at, "version": entry.version}
+            "expires_at": entry.expires_at, "version": entry.version,
+            "written_by_try": (entry.written_by or {}).get("try_number")}
 
 
 def entry_response(entry: store.Entry, status: int = 200):

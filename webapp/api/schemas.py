@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictBool, StrictInt, StrictStr
 
 from .. import store
 from ..auth.roles import ROLES
@@ -96,6 +96,8 @@ class AssetValueBody(Strict):
 class TaskSpec(Strict):
     task_id: Name
     map_indexes: list[MapIndex] | None = Field(None, description="Omit for an unmapped task (map_index -1)")
+    map_keys: list[StrictStr] | None = Field(
+        None, description="One per map index: a fingerprint of that index's input; keys follow it (see expand)")
     inlets: list[StrictStr] = Field([], description="Names of the assets the task reads (asset_access = declared)")
     outlets: list[StrictStr] = Field([], description="Names of the assets the task writes")
 
@@ -175,6 +177,7 @@ class Entry(BaseModel):
     updated_at: datetime
     expires_at: datetime | None
     version: int = Field(description="Bumped on every write; the ETag carries it")
+    written_by_try: int | None = Field(None, description="The try that last wrote it; null: a person or tool")
 
 
 class EntryList(BaseModel):
@@ -322,3 +325,57 @@ class AssetEntry(BaseModel):
 class AssetEntryList(BaseModel):
     asset_state_store: list[AssetEntry]
     total_entries: int
+
+
+# --- tries, clear, mapped identity -----------------------------------------------------------
+
+
+class TryOut(BaseModel):
+    try_number: int
+    id: str = Field(description="The task instance's id during that try (its token's subject)")
+    state: TaskInstanceState | None
+    start_date: datetime | None
+    end_date: datetime | None
+
+
+class TryList(BaseModel):
+    tries: list[TryOut]
+    total_entries: int
+
+
+class ClearBody(Strict):
+    dag_run_id: Name
+    task_ids: list[Name] | None = Field(None, description="Only these tasks (default: every task of the run)")
+    map_indexes: list[Annotated[StrictInt, Field(ge=-1, le=INT_MAX)]] | None = Field(
+        None, description="Only these map indexes")
+    keep_task_state: StrictBool = Field(False, description="Keep the keys (clearing discards them by default)")
+
+
+class Cleared(BaseModel):
+    task_instances: list[TaskInstanceOut] = Field(description="Reset to state none, each with its new id")
+    keys_discarded: int
+
+
+class ExpandBody(Strict):
+    map_indexes: list[MapIndex]
+    map_keys: list[StrictStr] | None = Field(None, description="One per map index: a fingerprint of its input")
+
+
+class Expanded(BaseModel):
+    task_instances: list[TaskInstanceOut]
+    keys_moved: int = Field(description="Keys that followed their item to its new map index")
+    keys_set_aside: int = Field(description="Keys at an index whose item changed, kept but not handed out")
+
+
+class SetAsideEntry(Entry):
+    map_key: str | None = Field(description="The map key the key was written under")
+
+
+class SetAsideList(BaseModel):
+    set_aside: list[SetAsideEntry]
+    total_entries: int
+
+
+class MoveBody(Strict):
+    to_map_index: Annotated[StrictInt, Field(ge=-1, le=INT_MAX)] = Field(
+        description="The map index whose task instance takes the key (its own map index: adopt it)")

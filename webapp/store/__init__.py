@@ -59,16 +59,18 @@ from .scopes import (
     ti_not_found,
 )
 from .search import KeyHit, search_keys
+from .set_aside import delete_set_aside, list_set_aside, move_set_aside
 
 __all__ = [
     "add_entry", "Address", "admin_expiry", "asset_address", "asset_key_summaries", "ASSET_KEYS",
     "asset_keys_written_by", "AssetScope", "capped_count", "Change", "changes_for", "check_value_size", "clear",
     "clear_addressed", "clear_entries", "COUNT_CAP", "current_entry", "dag_key_counts", "delete_entry",
-    "delete_expired", "delete_key", "delete_orphaned_asset_keys", "encode_value", "Entry",
+    "delete_expired", "delete_key", "delete_orphaned_asset_keys", "delete_set_aside", "encode_value", "Entry",
     "expiry_for_retention", "extend_entry", "find", "get_entry", "key_counts_by_run",
-    "key_counts_by_task_instance", "KeyHit", "KINDS", "list_entries", "list_expired", "live_condition",
-    "name_hash", "parse_asset_put_body", "parse_etag", "parse_json", "parse_ti_id", "parse_timestamp",
-    "parse_worker_put_body", "patch_value", "put_entry", "read_value_json", "Scope", "scope_of",
-    "scope_of_asset", "ScopeKind", "search_keys", "TASK_INSTANCE_BY_ID", "TASK_KEYS", "TaskInstanceScope",
-    "ti_not_found", "validate_key", "warn_if_oversized", "worker_names", "write", "written_by",
+    "key_counts_by_task_instance", "KeyHit", "KINDS", "list_entries", "list_expired", "list_set_aside",
+    "live_condition", "move_set_aside", "name_hash", "parse_asset_put_body", "parse_etag", "parse_json",
+    "parse_ti_id", "parse_timestamp", "parse_worker_put_body", "patch_value", "put_entry", "read_value_json",
+    "Scope", "scope_of", "scope_of_asset", "ScopeKind", "search_keys", "TASK_INSTANCE_BY_ID", "TASK_KEYS",
+    "TaskInstanceScope", "ti_not_found", "validate_key", "warn_if_oversized", "worker_names", "write",
+    "written_by",
 ]

@@ -38,22 +38,23 @@ def _given(kind: ScopeKind, name: str):
     return bindparam(name, type_=kind.column(name).type)
 
 
+def _lookup(address: Address, name: str):
+    """One of the address's values as a scalar subquery, which every database resolves once
+    through the address's unique index."""
+    return select(address.values[name]).select_from(address.source).where(address.where).scalar_subquery()
+
+
 def _of_address(address: Address) -> list:
-    """The address's scope, as a condition on its kind's table (scalar subqueries, which every
-    database resolves once through the address's unique index)."""
+    """The address's scope, as a condition on its kind's table."""
     table = address.kind.table
-    return [
-        table.c[name] == select(address.values[name]).select_from(address.source).where(address.where)
-        .scalar_subquery()
-        for name in address.kind.owner
-    ]
+    return [table.c[name] == _lookup(address, name) for name in address.kind.owner]
 
 
 @cache
 def _statements(address: Address) -> dict[str, Any]:
     kind, table = address.kind, address.kind.table
     live = live_condition(bindparam("now", type_=table.c.expires_at.type), kind)
-    same_scope = [table.c[name] == address.values[name] for name in kind.owner]
+    same_scope = [table.c[name] == address.values[name] for name in kind.owner] + kind.fenced(address.values)
     first_value = address.values[kind.owner[0]]
     return {
         # No row: no such scope. A row with a NULL value: no such live key.
@@ -62,7 +63,8 @@ def _statements(address: Address) -> dict[str, Any]:
         ).where(address.where),
         "find": select(*(address.values[name].label(name) for name in kind.row_columns))
         .select_from(address.source).where(address.where),
-        "delete": delete(table).where(*_of_address(address), table.c.key == bindparam("key")),
+        "delete": delete(table).where(*_of_address(address), table.c.key == bindparam("key"),
+                                      *kind.fenced({name: _lookup(address, name) for name in kind.fence})),
     }
 
 
@@ -86,7 +88,9 @@ def _upsert(address: Address, dialect: str):
         statement = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](table).from_select(
             columns, from_scope)
         proposed = statement.excluded
-    changed = {name: proposed[name] for name in ("value", "updated_at", "expires_at", *writer)}
+    # The row at this position and key becomes the writer's: its fence (a different map key
+    # means a set-aside key the new input overwrites) and who wrote it.
+    changed = {name: proposed[name] for name in ("value", "updated_at", "expires_at", *kind.fence, *writer)}
     changed["version"] = table.c.version + 1
     if dialect in ("mysql", "mariadb"):
         statement = statement.on_duplicate_key_update(**changed)

@@ -208,7 +208,8 @@ def clear_entries(scope: Scope, *, actor: str) -> int:
     that was deleted: exactly those, even when a worker writes a new key meanwhile."""
     kind = scope.kind
     table = kind.table
-    recorded = [table.c[name] for name in dict.fromkeys((*kind.labels, "id", "key", "value", "expires_at"))]
+    recorded = [table.c[name] for name in
+                dict.fromkeys((*kind.labels, "id", "key", "value", "expires_at", *kind.writer_columns))]
     statement = delete(table).where(scope.condition())
     if db.session.get_bind().dialect.delete_returning:
         rows = db.session.execute(statement.returning(*recorded)).all()

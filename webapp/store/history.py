@@ -16,7 +16,7 @@ from ..models import KeyChange
 from .entries import Change
 from .scopes import Scope
 
-ACTIONS = ("set", "extend", "delete", "clear")
+ACTIONS = ("set", "extend", "delete", "clear", "move")
 
 
 def _whose(scope: Scope, row: Any = None) -> dict[str, Any]:
@@ -29,8 +29,10 @@ def _whose(scope: Scope, row: Any = None) -> dict[str, Any]:
 
 def record(scope: Scope, key: str, change: Change, *, actor: str, action: str) -> None:
     before, after = change.before, change.after
+    written_by = before.written_by if before else None
     db.session.add(KeyChange(
         actor=actor, action=action, key=key, **_whose(scope),
+        try_number=written_by.get("try_number") if written_by else None,
         old_value=before.value_json if before else None, new_value=after.value_json if after else None,
         old_expires_at=before.expires_at if before else None, new_expires_at=after.expires_at if after else None,
     ))
@@ -38,8 +40,15 @@ def record(scope: Scope, key: str, change: Change, *, actor: str, action: str) -
 
 def record_cleared(scope: Scope, rows: Iterable[Any], *, actor: str) -> None:
     """One row per key a clear removed; ``rows`` carry the kind's labels, key, value and expiry."""
+    kind = scope.kind
+
+    def try_of(row) -> int | None:
+        written_by = kind.describe_writer(tuple(getattr(row, name) for name in kind.writer_columns)) \
+            if kind.writer_columns else None
+        return written_by.get("try_number") if written_by else None
+
     db.session.add_all(
-        KeyChange(actor=actor, action="clear", key=row.key, **_whose(scope, row),
+        KeyChange(actor=actor, action="clear", key=row.key, **_whose(scope, row), try_number=try_of(row),
                   old_value=row.value, old_expires_at=row.expires_at)
         for row in rows
     )

@@ -19,12 +19,13 @@ and its routes.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, FromClause, Table, and_, bindparam
+from sqlalchemy import ColumnElement, FromClause, Table, and_, bindparam, or_
 
 from ..errors import NotFound, ServiceError
 from ..models import TaskInstance, TaskState
@@ -46,11 +47,18 @@ class ScopeKind:
     writer_columns: tuple[str, ...] = ()
     written_by_actor: Callable[[str], dict[str, Any]] = field(default=lambda actor: {})
     describe_writer: Callable[[tuple], dict[str, Any] | None] = field(default=lambda values: None)
+    # Columns a key must share with its scope to be handed to it (NULL matching NULL): a row
+    # that differs is kept but set aside (task keys: the mapped index's input, ``map_key``).
+    fence: tuple[str, ...] = ()
 
     @property
     def row_columns(self) -> tuple[str, ...]:
         """Every column a new row takes from its scope."""
-        return tuple(dict.fromkeys(self.owner + self.labels))
+        return tuple(dict.fromkeys(self.owner + self.labels + self.fence))
+
+    def fenced(self, values: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+        """The fence's conditions against a scope's values (expressions or plain values)."""
+        return [self.column(name).is_not_distinct_from(values[name]) for name in self.fence]
 
     def column(self, name: str):
         return self.table.c[name]
@@ -67,6 +75,10 @@ TASK_KEYS = ScopeKind(
     # DAG (task_state_dag_idx, or the unique key's, then an incremental sort); by key id alone it
     # would walk every newer DAG's keys to reach an old DAG's.
     newest_first=("dag_run_id", "id"),
+    writer_columns=("written_by_try",),
+    written_by_actor=lambda actor: {"written_by_try": None},
+    describe_writer=lambda values: None if values[0] is None else {"try_number": values[0]},
+    fence=("map_key",),
 )
 
 
@@ -80,9 +92,10 @@ class Scope:
         raise NotImplementedError
 
     def condition(self) -> ColumnElement[bool]:
-        """This scope's keys, for any statement over the kind's table."""
+        """This scope's keys, for any statement over the kind's table (its fence included)."""
         values = self.row_values()
-        return and_(*(self.kind.column(name) == values[name] for name in self.kind.owner))
+        return and_(*(self.kind.column(name) == values[name] for name in self.kind.owner),
+                    *self.kind.fenced(values))
 
 
 @dataclass(frozen=True)
@@ -99,24 +112,39 @@ class TaskInstanceScope(Scope):
     run_id: str
     task_id: str
     map_index: int
+    map_key: str | None = None
     all_map_indices: bool = field(default=False, compare=False)
+    with_set_aside: bool = field(default=False, compare=False)  # also keys written under another map key
 
     def row_values(self) -> dict[str, Any]:
         return {"dag_run_id": self.dag_run_id, "dag_id": self.dag_id, "run_id": self.run_id,
-                "task_id": self.task_id, "map_index": self.map_index}
+                "task_id": self.task_id, "map_index": self.map_index, "map_key": self.map_key}
 
     def condition(self) -> ColumnElement[bool]:
         if self.all_map_indices:
             return and_(TaskState.dag_run_id == self.dag_run_id, TaskState.task_id == self.task_id)
+        if self.with_set_aside:
+            return and_(TaskState.dag_run_id == self.dag_run_id, TaskState.task_id == self.task_id,
+                        or_(TaskState.map_index == self.map_index, TaskState.parked_from == self.map_index))
         return super().condition()
 
+    def whole_position(self) -> TaskInstanceScope:
+        """Every key at this task instance's position, those set aside included (a clear)."""
+        return dataclasses.replace(self, with_set_aside=True)
+
     def every_map_index(self) -> TaskInstanceScope:
-        return TaskInstanceScope(self.ti_id, self.dag_run_id, self.dag_id, self.run_id, self.task_id,
-                                 self.map_index, all_map_indices=True)
+        return dataclasses.replace(self, all_map_indices=True)
+
+    def set_aside(self) -> ColumnElement[bool]:
+        """Keys of this task instance's position written under another map key: kept, not handed
+        out. Those still at the position, and those parked off it to make room."""
+        return and_(TaskState.dag_run_id == self.dag_run_id, TaskState.task_id == self.task_id, or_(
+            and_(TaskState.map_index == self.map_index, ~TaskState.map_key.is_not_distinct_from(self.map_key)),
+            TaskState.parked_from == self.map_index))
 
 
 def scope_of(ti: TaskInstance) -> TaskInstanceScope:
-    return TaskInstanceScope(ti.id, ti.dag_run_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+    return TaskInstanceScope(ti.id, ti.dag_run_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.map_key)
 
 
 # --- addresses: how workers name a scope ----------------------------------------------------
@@ -159,7 +187,8 @@ TASK_INSTANCE_BY_ID = Address(
     source=_TI,
     where=_TI.c.id == bindparam("ti_id", type_=_TI.c.id.type),
     values={name: _TI.c[name] for name in TASK_KEYS.row_columns},
+    writer={"written_by_try": _TI.c.try_number},
     not_found=lambda _connection, ti_id: ti_not_found(ti_id),
     scope_from_row=lambda row, ti_id: TaskInstanceScope(ti_id, row.dag_run_id, row.dag_id, row.run_id,
-                                                        row.task_id, row.map_index),
+                                                        row.task_id, row.map_index, row.map_key),
 )
