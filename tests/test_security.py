@@ -295,7 +295,7 @@ def test_a_malformed_body_over_the_limit_is_413_on_every_json_route(small, world
         if operation is None or operation.body is None:
             continue  # the route takes no JSON body (the OpenAPI metadata says which do)
         headers = worker if endpoint.startswith("worker.") else admin
-        query = {"name": "seed-asset", "key": "k"} if "by-name" in rule else \
+        query = {"name": "seed-asset", "key": "k"} if "by-name" in rule or "/service/assets" in rule else \
             {"uri": "s3://seed", "key": "k"} if "by-uri" in rule else {}
         response = client.open(fill(rule, world), method=method, headers=headers, data=MALFORMED,
                                content_type="application/json", query_string=query)

@@ -57,6 +57,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
         core,
         health,
         openapi,
+        service,
         worker,
         worker_assets,
     )
@@ -76,6 +77,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
     app.url_map.converters["storekey"] = KeyConverter  # before the routes that use it
     app.register_blueprint(worker.bp)
     app.register_blueprint(core.bp)
+    app.register_blueprint(service.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(ui_bp)
@@ -85,6 +87,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
     csrf.init_app(app)
     csrf.exempt(worker.bp)
     csrf.exempt(core.bp)
+    csrf.exempt(service.bp)
     errorhandlers.register(app)
     security.register(app)
     register_commands(app)

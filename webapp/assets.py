@@ -110,3 +110,23 @@ def record_declarations(dag_run_id: int, task_id: str, inlets: list[str], outlet
             validate_identifier(f"{direction}s", name)
             db.session.add(TaskAsset(dag_run_id=dag_run_id, task_id=task_id, asset_name_hash=store.name_hash(name),
                                      direction=direction))
+
+
+def ensure(*, name: str | None, uri: str | None) -> Asset:
+    """The asset of that name (or URI), registered when missing (a service reports assets its
+    scheduler knows); a missing name or URI is the other one."""
+    name, uri = name or uri, uri or name
+    if not name:
+        raise InvalidInput("name", "is required (or uri)")
+    try:
+        return by_name_or_uri(name=name)
+    except NotFound:
+        pass
+    try:
+        with db.session.begin_nested():
+            return create(name, uri)
+    except Conflict as conflict:
+        try:
+            return by_name_or_uri(name=name)  # registered meanwhile
+        except NotFound:
+            raise conflict from None  # the URI belongs to an asset of another name

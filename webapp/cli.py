@@ -23,7 +23,7 @@ from flask_migrate.cli import db as db_group
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from . import store
-from .auth.roles import ROLES
+from .auth.roles import KEY_ROLES, ROLES
 from .config import ConfigError
 from .errors import ServiceError
 from .extensions import db
@@ -81,7 +81,8 @@ def api_keys_group() -> None:
 
 @api_keys_group.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(ROLES), default="admin", show_default=True)
+@click.option("--role", type=click.Choice(KEY_ROLES), default="admin", show_default=True,
+              help="viewer, editor, admin as for people; service: the service API only (Airflow's backend).")
 @with_appcontext
 def create_api_key(name: str, role: str) -> None:
     """Create an admin API key; the key is printed once, alone on the last line."""

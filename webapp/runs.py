@@ -391,3 +391,47 @@ def task_instance_rows(run: DagRun, limit: int, offset: int, now: datetime | Non
     ).scalars().all()
     key_counts = store.key_counts_by_task_instance(run.id, sorted({ti.task_id for ti in instances}), now)
     return Page([TaskInstanceRow(ti, key_counts.get((ti.task_id, ti.map_index), 0)) for ti in instances], total)
+
+
+# --- identity-addressed (a service such as Airflow's storage backend) ------------------------------
+
+
+def ensure_task_instance(dag_id: str, run_id: str, task_id: str, map_index: int) -> TaskInstance:
+    """The task instance of that identity, its run and itself created when missing (a service
+    reports what its own scheduler made). Racing creators meet the unique constraints: the
+    loser reads what the winner made."""
+    for name, value in (("dag_id", dag_id), ("run_id", run_id), ("task_id", task_id)):
+        validate_name(name, value)
+    try:
+        return get_task_instance(dag_id, run_id, task_id, map_index)
+    except NotFound:
+        pass
+    try:
+        with db.session.begin_nested():
+            run = db.session.execute(
+                select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).scalar_one_or_none()
+            if run is None:
+                run = DagRun(dag_id=dag_id, run_id=run_id, state="queued")
+                db.session.add(run)
+                db.session.flush()
+            db.session.add(TaskInstance(dag_run_id=run.id, dag_id=dag_id, run_id=run_id, task_id=task_id,
+                                        map_index=map_index, state=None, try_number=0))
+            db.session.flush()
+    except IntegrityError:
+        pass  # created meanwhile by another request
+    return get_task_instance(dag_id, run_id, task_id, map_index)
+
+
+def report_state(ti: TaskInstance, state: str | None, try_number: int | None, *,
+                 clear_on_success: bool) -> TaskInstance:
+    """A state the service's own scheduler reached, with its try number: tries we did not see
+    (the reporter started late, or missed an event) are counted in, so the try that runs is the
+    reported one (a new id, as every new try)."""
+    if state == "running" and try_number is not None:
+        if ti.try_number >= try_number and ti.state == "running":
+            return ti  # reported twice
+        while ti.try_number < try_number - 1:
+            end_try(ti)
+            ti.try_number += 1
+            ti.start_date, ti.end_date = utcnow(), utcnow()
+    return set_state(ti, state, clear_on_success=clear_on_success)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from .. import store
 from ..auth import api_keys, roles, users
-from ..errors import InvalidInput, Unauthenticated
+from ..errors import Forbidden, InvalidInput, Unauthenticated
 from ..extensions import csrf
 from ..http import int_arg
 from .http import bearer_token, request_body
@@ -36,6 +36,8 @@ def authenticate() -> None:
         if record is None:
             hint = " (worker tokens are not accepted here)" if key.count(".") == 2 else ""
             raise Unauthenticated(f"Invalid API key{hint}")
+        if record.role == roles.SERVICE:
+            raise Forbidden(f"API key {record.name!r} has the service role: it may use /api/v2/service only")
         g.principal = roles.Principal(f"api-key:{record.name}", record.role)
         return
     user = users.logged_in()

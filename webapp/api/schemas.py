@@ -14,13 +14,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictBool, StrictInt, StrictStr
 
 from .. import store
-from ..auth.roles import ROLES
+from ..auth.roles import KEY_ROLES, ROLES
 from ..errors import InvalidInput
 from ..http import INT_MAX
 from ..models import ID_LENGTH
 from ..runs import DagRunState, TaskInstanceState
 
 Role = Literal[ROLES]  # type: ignore[valid-type]
+KeyRole = Literal[KEY_ROLES]  # type: ignore[valid-type]
 MORE_THAN_CAP = f"{store.COUNT_CAP + 1} means more than {store.COUNT_CAP:,}"
 
 
@@ -240,7 +241,7 @@ class ApiKeyOut(BaseModel):
     id: int
     name: str
     prefix: str = Field(description="The key's first characters, which tell keys apart")
-    role: Role
+    role: KeyRole
     created_at: datetime
     last_used_at: datetime | None = Field(description="Within a minute")
     revoked_at: datetime | None
@@ -253,7 +254,7 @@ class ApiKeyList(BaseModel):
 
 class ApiKeyCreate(Strict):
     name: StrictStr
-    role: Role = "admin"
+    role: KeyRole = "admin"
 
 
 class ApiKeyCreated(ApiKeyOut):
@@ -379,3 +380,22 @@ class SetAsideList(BaseModel):
 class MoveBody(Strict):
     to_map_index: Annotated[StrictInt, Field(ge=-1, le=INT_MAX)] = Field(
         description="The map index whose task instance takes the key (its own map index: adopt it)")
+
+
+# --- the service API ------------------------------------------------------------------------------
+
+
+class ServicePutBody(Strict):
+    value_json: StrictStr = Field(description="The value as JSON text, stored and returned byte for byte")
+    expires_at: Annotated[Literal["default"] | datetime | None, _store_rule(_aware_expiry)] = Field(
+        "default", description='"default" = the configured retention, null = never, or an aware timestamp')
+
+
+class ServiceAssetPutBody(Strict):
+    value_json: StrictStr = Field(description="The value as JSON text, stored and returned byte for byte")
+
+
+class ServiceStateBody(Strict):
+    state: TaskInstanceState | Literal["none"] | None
+    try_number: Annotated[StrictInt, Field(ge=1, le=INT_MAX)] | None = Field(
+        None, description="The scheduler's try number; tries not seen are counted in")

@@ -29,7 +29,7 @@ def _digest(key: str) -> str:
 
 def create(name: str, role: str = "admin", *, actor: str = "cli") -> tuple[ApiKey, str]:
     """Add a key and return it with its secret text (which is not stored)."""
-    roles.validate(role)
+    roles.validate(role, roles.KEY_ROLES)
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
         raise InvalidInput("name", "must be 1 to 100 characters")
     if any(ord(char) < 32 or ord(char) == 127 for char in name):

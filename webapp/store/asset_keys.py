@@ -95,8 +95,8 @@ def _find_asset(connection: Connection, by: str, identifier: str):
 @cache
 def asset_address(by: str, writer: str, declared: bool) -> Address:
     """How a worker names an asset: ``by`` name or uri; writing as a ``task`` (its token's task
-    instance, which must exist) or a ``watcher``; ``declared``: only an asset the task instance's
-    task declared."""
+    instance, which must exist), a ``watcher`` or an ``api`` key (a service), the latter two by
+    ``writer_name``; ``declared``: only an asset the task instance's task declared."""
     source = _ASSET
     where = BY[by] == bindparam("identifier_hash")
     if writer == "task":
@@ -104,9 +104,9 @@ def asset_address(by: str, writer: str, declared: bool) -> Address:
         writer_values = {"written_by_kind": literal("task"), "written_by_dag_id": _TI.c.dag_id,
                          "written_by_run_id": _TI.c.run_id, "written_by_task_id": _TI.c.task_id,
                          "written_by_map_index": _TI.c.map_index, "written_by_name": literal(None)}
-    else:
+    else:  # a watcher's token, or a service's API key: recorded by name
         writer_values = {**{column: literal(None) for column in WRITER_COLUMNS},
-                         "written_by_kind": literal("watcher"), "written_by_name": bindparam("watcher")}
+                         "written_by_kind": literal(writer), "written_by_name": bindparam("writer_name")}
     if declared and writer == "task":  # a watcher is no task: it declares nothing
         where = and_(where, exists().where(_DECLARED.c.dag_run_id == _TI.c.dag_run_id,
                                            _DECLARED.c.task_id == _TI.c.task_id,
@@ -138,4 +138,4 @@ def asset_address(by: str, writer: str, declared: bool) -> Address:
 
 def worker_names(by: str, identifier: str, *, ti_id: uuid.UUID | None, watcher: str | None) -> dict[str, Any]:
     """The names an asset address takes, for a worker's token (a task instance or a watcher)."""
-    return {"identifier": identifier, **({"ti_id": ti_id} if ti_id is not None else {"watcher": watcher})}
+    return {"identifier": identifier, **({"ti_id": ti_id} if ti_id is not None else {"writer_name": watcher})}

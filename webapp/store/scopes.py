@@ -192,3 +192,22 @@ TASK_INSTANCE_BY_ID = Address(
     scope_from_row=lambda row, ti_id: TaskInstanceScope(ti_id, row.dag_run_id, row.dag_id, row.run_id,
                                                         row.task_id, row.map_index, row.map_key),
 )
+
+
+def task_instance_not_found(dag_id: str, run_id: str, task_id: str, map_index: int) -> NotFound:
+    return NotFound(f"Task instance {task_id!r} (map index {map_index}) of run {run_id!r} of DAG {dag_id!r} not found")
+
+
+# A service names a task instance by its identity (Airflow's storage backend receives exactly
+# that): one statement still, through the task instance's unique (dag, run, task, map index).
+TASK_INSTANCE_BY_IDENTITY = Address(
+    kind=TASK_KEYS,
+    source=_TI,
+    where=and_(_TI.c.dag_id == bindparam("dag_id"), _TI.c.run_id == bindparam("run_id"),
+               _TI.c.task_id == bindparam("task_id"), _TI.c.map_index == bindparam("map_index")),
+    values={name: _TI.c[name] for name in TASK_KEYS.row_columns},
+    writer={"written_by_try": _TI.c.try_number},
+    not_found=lambda _connection, **names: task_instance_not_found(**names),
+    scope_from_row=lambda row, **_names: TaskInstanceScope(None, row.dag_run_id, row.dag_id, row.run_id,
+                                                           row.task_id, row.map_index, row.map_key),
+)
