@@ -1,9 +1,10 @@
 // Task Store's own script, loaded from this origin like htmx (the Content-Security-Policy
 // allows no inline or evaluated script, so htmx runs with allowEval off).
 
-// A running task instance's key table polls every 3 seconds. While one of its rows is being
-// edited (the inline form carries class "editing"), a poll would wipe the open form: cancel
-// the poll's request, and only the poll's (the form's own requests bubble up here too).
+// A key table (a running task instance's, an asset's: tbody#key-rows) polls every 3 seconds.
+// While one of its rows is being edited (the inline form carries class "editing"), a poll would
+// wipe the open form: cancel the poll's request, and only the poll's (the form's own requests
+// bubble up here too).
 document.addEventListener("htmx:confirm", (event) => {
   const rows = event.target;
   if (rows.id === "key-rows" && rows.querySelector(".editing")) {

@@ -1,11 +1,13 @@
-"""Editing a task instance's keys: add, edit, extend (editors and admins; ``deleting`` has
-delete and clear).
+"""Editing keys, a task instance's or an asset's: add, edit, extend (editors and admins;
+``deleting`` has delete and clear). Each view serves every owner (``owners.owner_route``):
+``/dags/.../tasks/<task_id>/edit`` and ``/assets/<asset_id>/edit`` are the same code.
 
-Each action works as a plain form (POST, then a redirect back to the task instance page) and,
-when htmx sends it (``HX-Request``), answers the table row alone so the page is not reloaded.
+Each action works as a plain form (POST, then a redirect back to the owner's page) and, when
+htmx sends it (``HX-Request``), answers the table row alone so the page is not reloaded.
 Refusals answer 422 (invalid input) or 409 (a worker changed the key since the form was
 opened), with the form and its messages; the store's versioned edits refuse a form based on
-a row a worker has rewritten since, and record every change in the history."""
+a row a worker has rewritten since, and record every change in the history. Keys that never
+expire (an asset's) have no expiry fields and no Extend."""
 
 from __future__ import annotations
 
@@ -13,83 +15,61 @@ from .. import store
 from ..errors import Conflict, InvalidInput, PreconditionFailed
 from ..models import utcnow
 from ..transactions import committed
-from . import bp, formatting
-from .forms import EXTEND_BY, INVALID, KEEP, AddKeyForm, EditKeyForm, ExtendForm
-from .helpers import (
-    TI,
-    actor,
-    back_to,
-    conflict_text,
-    is_htmx,
-    key_arg,
-    render_row,
-    row_form_response,
-    target,
-    task_instance_page,
-)
+from . import formatting
+from .forms import EXTEND_BY, INVALID, KEEP, ExtendForm, add_key_form, edit_key_form
+from .helpers import actor, is_htmx, key_arg
+from .keys import back_to, conflict_text, keys_page, render_row, row_form_response
+from .owners import Owner, owner_route
 
 # --- add ------------------------------------------------------------------------------------
 
 
-@bp.post(TI)
-def add_key(dag_id: str, run_id: str, task_id: str):
-    ti, scope = target(dag_id, run_id, task_id)
-    form = AddKeyForm()
-    form.set_expiration_choices()
+@owner_route("", ["POST"])
+def add_key(owner: Owner):
+    form = add_key_form(owner.kind)
     if form.validate_on_submit():
         expiry = form.chosen_expiry(utcnow())
         key = form.key.data
         if expiry is not INVALID:
             try:
-                committed(lambda: store.add_entry(scope, key, form.encoded_value, expiry, actor=actor()))
-                return back_to(ti, f"Added key {key!r}.")
+                committed(lambda: store.add_entry(owner.scope, key, form.encoded_value, expiry, actor=actor()))
+                return back_to(owner, f"Added key {key!r}.")
             except Conflict as exc:
                 form.key.errors = [exc.message]
-    return task_instance_page(ti, add_form=form), 422
+    return keys_page(owner, add_form=form), 422
 
 
 # --- edit -----------------------------------------------------------------------------------
 
 
-def keep_label(entry) -> str:
-    if entry is None or entry.expires_at is None:
-        return "Keep (never expires)" if entry else "Keep"
-    return f"Keep ({formatting.expiry(entry.expires_at, utcnow())})"
-
-
-@bp.get(TI + "/edit")
-def edit_key(dag_id: str, run_id: str, task_id: str):
-    ti, scope = target(dag_id, run_id, task_id)
+@owner_route("/edit", ["GET"])
+def edit_key(owner: Owner):
     key = key_arg()
-    entry = store.current_entry(scope, key)
+    entry = store.current_entry(owner.scope, key)
     if entry is None and is_htmx():
         return ""  # deleted or expired since the page was shown: its row goes
-    entry = entry or store.get_entry(scope, key)  # no row to remove: say so (404)
-    form = EditKeyForm(formdata=None, value=formatting.pretty_json(entry.value_json), version=entry.etag,
-                       expiration=KEEP, expires_at=entry.expires_at)
-    form.set_expiration_choices(keep_label(entry))
-    return row_form_response("edit", ti, key, form, entry, 200)
+    entry = entry or store.get_entry(owner.scope, key)  # no row to remove: say so (404)
+    form = edit_key_form(owner.kind, entry, formdata=None, value=formatting.pretty_json(entry.value_json),
+                         version=entry.etag, expiration=KEEP, expires_at=entry.expires_at)
+    return row_form_response("edit", owner, key, form, entry, 200)
 
 
-@bp.get(TI + "/row")
-def key_row(dag_id: str, run_id: str, task_id: str):
+@owner_route("/row", ["GET"])
+def key_row(owner: Owner):
     """One row as shown in the table: what an inline form's Cancel puts back."""
-    ti, scope = target(dag_id, run_id, task_id)
-    entry = store.current_entry(scope, key_arg())
+    entry = store.current_entry(owner.scope, key_arg())
     if entry is None:
         return ""  # gone meanwhile: the row goes too
-    return render_row(ti, entry, focus=True)
+    return render_row(owner, entry, focus=True)
 
 
-@bp.post(TI + "/edit")
-def save_key(dag_id: str, run_id: str, task_id: str):
-    ti, scope = target(dag_id, run_id, task_id)
-    key = key_arg()
-    form = EditKeyForm()
+@owner_route("/edit", ["POST"])
+def save_key(owner: Owner):
+    scope, key = owner.scope, key_arg()
     entry = store.current_entry(scope, key)
-    form.set_expiration_choices(keep_label(entry))
+    form = edit_key_form(owner.kind, entry)
     if not form.validate_on_submit() or (expiry := form.chosen_expiry(utcnow())) is INVALID:
-        return row_form_response("edit", ti, key, form, entry, 422)
+        return row_form_response("edit", owner, key, form, entry, 422)
 
     def save():
         if expiry == KEEP:
@@ -103,40 +83,39 @@ def save_key(dag_id: str, run_id: str, task_id: str):
         # replaces what the worker wrote, knowingly.
         if exc.current is not None:
             form.version.data = exc.current.etag
-        return row_form_response("edit", ti, key, form, exc.current, 409, conflict=exc)
+        return row_form_response("edit", owner, key, form, exc.current, 409, conflict=exc)
     if is_htmx():
-        return render_row(ti, change.after, notice="Saved.", focus=True)
-    return back_to(ti, f"Saved key {key!r}.")
+        return render_row(owner, change.after, notice="Saved.", focus=True)
+    return back_to(owner, f"Saved key {key!r}.")
 
 
 # --- extend ---------------------------------------------------------------------------------
 
 
-@bp.post(TI + "/extend")
-def extend_key(dag_id: str, run_id: str, task_id: str):
-    ti, scope = target(dag_id, run_id, task_id)
-    key = key_arg()
+@owner_route("/extend", ["POST"], expiring_only=True)
+def extend_key(owner: Owner):
+    scope, key = owner.scope, key_arg()
     form = ExtendForm()
     if not form.validate_on_submit():
         message = "; ".join(error for errors in form.errors.values() for error in errors)
-        return _refused(ti, key, scope, f"Not extended: {message}", status=422)
+        return _refused(owner, key, f"Not extended: {message}", status=422)
     label, delta = EXTEND_BY[form.by.data]
     try:
         change = committed(lambda: store.extend_entry(scope, key, delta, actor=actor(), if_match=form.version.data))
     except PreconditionFailed as exc:
-        return _refused(ti, key, scope, conflict_text(exc), conflict=exc.current, status=409)
+        return _refused(owner, key, conflict_text(owner, exc), conflict=exc.current, status=409)
     except InvalidInput as exc:
-        return _refused(ti, key, scope, f"Not extended: {exc.problem}.", status=422)
+        return _refused(owner, key, f"Not extended: {exc.problem}.", status=422)
     if is_htmx():
-        return render_row(ti, change.after, notice=f"Extended by {label.lstrip('+')}.")
-    return back_to(ti, f"Extended key {key!r} by {label.lstrip('+')}.")
+        return render_row(owner, change.after, notice=f"Extended by {label.lstrip('+')}.")
+    return back_to(owner, f"Extended key {key!r} by {label.lstrip('+')}.")
 
 
-def _refused(ti, key, scope, message: str, *, status: int, conflict=None):
+def _refused(owner: Owner, key, message: str, *, status: int, conflict=None):
     """A refused row action: htmx gets the row (current data) with the message in it."""
     if is_htmx():
-        entry = store.current_entry(scope, key)
-        return (render_row(ti, entry, notice=message, conflict=conflict), status) if entry else ""
+        entry = store.current_entry(owner.scope, key)
+        return (render_row(owner, entry, notice=message, conflict=conflict), status) if entry else ""
     if conflict is not None:
         message += " " + conflict.value_json
-    return back_to(ti, message, "error")
+    return back_to(owner, message, "error")

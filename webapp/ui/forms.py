@@ -1,5 +1,7 @@
 """The editing forms. Validators call the store's own rules (JSON, NaN, size, key), so the
-UI refuses exactly what the admin API refuses; each error lands on the field it is about."""
+UI refuses exactly what the admin API refuses; each error lands on the field it is about.
+Keys that expire get the Expiration and Expires at fields (``ExpiryMixin``); keys that never
+expire (an asset's) get forms without them, answering "never" and "keep" instead."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from wtforms.validators import InputRequired, Optional, ValidationError
 
 from .. import store
 from ..errors import InvalidInput
+from ..models import utcnow
+from . import formatting
 
 KEEP = "keep"  # edit only: leave the expiry as it is (a PATCH, in the admin API's terms)
 INVALID = object()  # chosen_expiry's answer when it put an error on the Expires at field
@@ -45,6 +49,33 @@ def valid_key(form, field) -> None:
         store.validate_key(field.data or "")
     except InvalidInput as exc:
         raise ValidationError(f"Key {exc.problem}") from None
+
+
+class NewKeyForm(FlaskForm):
+    """Add a key that never expires (an asset's); ``AddKeyForm`` adds the expiry fields."""
+
+    key = StringField("Key", validators=[InputRequired("Enter a key"), valid_key])
+    value = TextAreaField("Value", validators=[InputRequired("Enter a JSON value"), json_value])
+
+    def set_expiration_choices(self, keep_label: str | None = None) -> None:
+        pass
+
+    def chosen_expiry(self, now: datetime):
+        return None  # never
+
+
+class ValueForm(FlaskForm):
+    """Edit the value of a key that never expires; ``EditKeyForm`` adds the expiry fields."""
+
+    value = TextAreaField("Value", validators=[InputRequired("Enter a JSON value"), json_value])
+    # The ETag of the entry the form was opened on: a save based on an older one is refused.
+    version = HiddenField(validators=[InputRequired()])
+
+    def set_expiration_choices(self, keep_label: str | None = None) -> None:
+        pass
+
+    def chosen_expiry(self, now: datetime):
+        return KEEP
 
 
 class ExpiryMixin:
@@ -82,15 +113,33 @@ class ExpiryMixin:
             return INVALID
 
 
-class AddKeyForm(ExpiryMixin, FlaskForm):
-    key = StringField("Key", validators=[InputRequired("Enter a key"), valid_key])
-    value = TextAreaField("Value", validators=[InputRequired("Enter a JSON value"), json_value])
+class AddKeyForm(ExpiryMixin, NewKeyForm):
+    pass
 
 
-class EditKeyForm(ExpiryMixin, FlaskForm):
-    value = TextAreaField("Value", validators=[InputRequired("Enter a JSON value"), json_value])
-    # The ETag of the entry the form was opened on: a save based on an older one is refused.
-    version = HiddenField(validators=[InputRequired()])
+class EditKeyForm(ExpiryMixin, ValueForm):
+    pass
+
+
+def keep_label(entry) -> str:
+    if entry is None or entry.expires_at is None:
+        return "Keep (never expires)" if entry else "Keep"
+    return f"Keep ({formatting.expiry(entry.expires_at, utcnow())})"
+
+
+def add_key_form(kind: store.ScopeKind, **data) -> NewKeyForm:
+    """The Add key form for a kind of keys (with Expiration and Expires at if they expire):
+    read from the request, or empty with ``formdata=None``."""
+    form = (AddKeyForm if kind.expires else NewKeyForm)(**data)
+    form.set_expiration_choices()
+    return form
+
+
+def edit_key_form(kind: store.ScopeKind, entry, **data) -> ValueForm:
+    """The edit form of a key; with an expiry, Expiration offers "Keep" (the entry's)."""
+    form = (EditKeyForm if kind.expires else ValueForm)(**data)
+    form.set_expiration_choices(keep_label(entry))
+    return form
 
 
 class VersionedForm(FlaskForm):
