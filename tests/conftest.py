@@ -39,11 +39,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, event, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, select
 
 from servers import start_server
-from support import PASSWORD, log_in, put_key, settings_for
+from support import PASSWORD, log_in, put_key, settings_for, throwaway_database
 from webapp import create_app
 from webapp import runs as runs_service
 from webapp.auth import api_keys, tokens, users
@@ -63,29 +62,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "live_server" in getattr(item, "fixturenames", ()) or E2E in item.path.parents:
             item.add_marker(pytest.mark.slow)
-
-
-@contextlib.contextmanager
-def throwaway_database(server_url: str):
-    """Create a database of its own on the given server; drop it afterwards."""
-    url = make_url(server_url)
-    name = f"taskstore_test_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    backend = url.get_backend_name()
-    with admin.connect() as connection:
-        if backend == "postgresql":
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        else:
-            connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            if backend == "postgresql":
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            else:
-                connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

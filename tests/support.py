@@ -16,13 +16,19 @@ second module would copy belongs here.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import re
+import secrets
 import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from urllib.parse import quote
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 SECRET_KEY = "test-secret-Vq3x8ZKpL2mN7rT4wY9bC6dF1gH5jS0a"  # random-looking: weak secrets are refused
 PASSWORD = "correct horse battery"  # every user the make_user fixture creates has this password
@@ -173,3 +179,29 @@ def log_in(client, username: str, password: str = PASSWORD, next_url: str | None
     login_url = "/login" + (f"?next={quote(next_url)}" if next_url else "")
     token = csrf_token(client.get(login_url).text)
     return client.post(login_url, data={"username": username, "password": password, "csrf_token": token})
+
+
+# --- throw-away databases ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def throwaway_database(server_url: str):
+    """Create a database of its own on the given server; drop it afterwards."""
+    url = make_url(server_url)
+    name = f"taskstore_test_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    backend = url.get_backend_name()
+    with admin.connect() as connection:
+        if backend == "postgresql":
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        else:
+            connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            if backend == "postgresql":
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            else:
+                connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()

@@ -221,11 +221,12 @@ def test_clean_removes_only_expired_keys_in_batches(app, make_app, mixed_keys, c
 
 @pytest.mark.parametrize("ratio", [0.0, 1.0, 3.0])
 def test_clean_pauses_after_each_batch_in_proportion_to_it(make_app, mixed_keys, monkeypatch, ratio):
-    from webapp import cli
+    from webapp.cli import data
 
     clock = iter(range(0, 1000, 2))  # each batch appears to take 2 s
     pauses: list[float] = []
-    monkeypatch.setattr(cli, "time", SimpleNamespace(monotonic=lambda: next(clock), sleep=pauses.append))
+    monkeypatch.setattr(data, "time", SimpleNamespace(monotonic=lambda: next(clock), sleep=pauses.append,
+                                                      perf_counter=lambda: 0.0))
     result = make_app(cleanup_batch_size=2, cleanup_pause_ratio=ratio).test_cli_runner().invoke(args=["clean"])
     assert result.exit_code == 0, result.output
     assert "Deleted 5 expired keys in 3 batches" in result.stdout

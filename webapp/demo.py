@@ -5,6 +5,7 @@ soon, past (not yet collected) and never."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -67,8 +68,9 @@ def _expiry(index: int, now):
     return [now + timedelta(days=30), now + timedelta(hours=2), now - timedelta(minutes=10), None][index % 4]
 
 
-def load(seed: int = 7) -> Loaded:
-    """Add the demo DAGs' runs that are not there yet; the caller commits (``committed``)."""
+def load(seed: int = 7, on_run: Callable[[int], None] = lambda count: None) -> Loaded:
+    """Add the demo DAGs' runs that are not there yet; the caller commits (``committed``).
+    ``on_run(1)`` after each run, for progress."""
     rng = random.Random(seed)
     loaded = Loaded()
     now = utcnow()
@@ -82,6 +84,7 @@ def load(seed: int = 7) -> Loaded:
             specs = [runs.TaskSpec(task_id, list(range(count)) if count else None) for task_id, count in tasks]
             _run, instances = runs.create_dag_run(dag_id, run_id, specs, logical_date)
             loaded.runs += 1
+            on_run(1)
             loaded.task_instances += len(instances)
             for position, ti in enumerate(instances):
                 last_task = position == len(instances) - 1

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from . import runs, store
 from .errors import NotFound
@@ -198,6 +198,10 @@ def runs_to_purge(cutoff: datetime) -> Iterator:
     yield from db.session.execute(
         select(DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.created_at).where(*_quiet_since(cutoff))
         .order_by(DagRun.id).execution_options(yield_per=1000))
+
+
+def count_runs_to_purge(cutoff: datetime) -> int:
+    return db.session.execute(select(func.count()).select_from(DagRun).where(*_quiet_since(cutoff))).scalar_one()
 
 
 def purge_runs(cutoff: datetime, *, batch_size: int) -> Iterator[int]:

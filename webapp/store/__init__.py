@@ -11,7 +11,7 @@ share one transaction (``clear_on_success``), and a change and its history row l
 
 from .access import clear, clear_addressed, delete_key, find, live_condition, read_value_json, write
 from .asset_keys import ASSET_KEYS, AssetScope, asset_address, name_hash, scope_of_asset, worker_names, written_by
-from .cleanup import delete_expired, delete_orphaned_asset_keys, list_expired
+from .cleanup import count_expired, delete_expired, delete_orphaned_asset_keys, list_expired
 from .counting import (
     COUNT_CAP,
     asset_key_summaries,
@@ -66,9 +66,9 @@ from .set_aside import delete_set_aside, list_set_aside, move_set_aside
 __all__ = [
     "add_entry", "Address", "admin_expiry", "asset_address", "asset_key_summaries", "ASSET_KEYS",
     "asset_keys_written_by", "AssetScope", "capped_count", "Change", "changes_for", "check_value_size", "clear",
-    "clear_addressed", "clear_entries", "COUNT_CAP", "current_entry", "dag_key_counts", "delete_entry",
-    "delete_expired", "delete_key", "delete_orphaned_asset_keys", "delete_set_aside", "encode_value", "Entry",
-    "expiry_for_retention", "extend_entry", "find", "get_entry", "key_counts_by_run",
+    "clear_addressed", "clear_entries", "COUNT_CAP", "count_expired", "current_entry", "dag_key_counts",
+    "delete_entry", "delete_expired", "delete_key", "delete_orphaned_asset_keys", "delete_set_aside",
+    "encode_value", "Entry", "expiry_for_retention", "extend_entry", "find", "get_entry", "key_counts_by_run",
     "key_counts_by_task_instance", "KeyHit", "KINDS", "list_entries", "list_expired", "list_set_aside",
     "live_condition", "move_set_aside", "name_hash", "parse_asset_put_body", "parse_etag", "parse_json",
     "parse_ti_id", "parse_timestamp", "parse_worker_put_body", "patch_value", "put_entry", "read_value_json",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from ..extensions import db
 from ..models import utcnow
@@ -26,6 +26,14 @@ def _expired_query(kind: ScopeKind, now: datetime):
         .where(expires_at <= now)
         .order_by(expires_at)
     )
+
+
+def count_expired(now: datetime | None = None) -> int:
+    """How many rows ``delete_expired`` would remove (for its progress)."""
+    now = now or utcnow()
+    return sum(db.session.execute(select(func.count()).select_from(kind.table)
+                                  .where(kind.column("expires_at") <= now)).scalar_one()
+               for kind in _expiring_kinds())
 
 
 def list_expired(now: datetime | None = None) -> Iterator:

@@ -1,0 +1,94 @@
+"""``taskstore serve``: gunicorn in front of the app, and the demo mode that needs nothing
+configured."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import click
+from flask import Flask
+
+from ..extensions import db
+from ..transactions import committed
+
+
+def _demo_overrides(instance_path: Path) -> dict:
+    """Demo mode: a SQLite file and a generated secret key in the instance folder, so
+    nothing has to be configured and restarts keep the data and the tokens valid."""
+    instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret_file = instance_path / "demo-secret-key"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(48))
+        secret_file.chmod(0o600)
+    return {
+        "database_url": "sqlite:///" + str(instance_path / "taskstore-demo.db"),
+        "secret_key": secret_file.read_text().strip(),
+    }
+
+
+def _prepare_demo(app: Flask, instance_path: Path, base_url: str) -> None:
+    from flask_migrate import upgrade
+
+    from .. import demo, runs
+    from ..auth import api_keys
+
+    with app.app_context():
+        upgrade()
+        if not runs.dag_summaries(limit=1, offset=0).total:
+            committed(demo.load)
+        key_file = instance_path / "demo-api-key"
+        if not key_file.exists():
+            _record, key = committed(lambda: api_keys.create("demo", "admin"))
+            key_file.write_text(key)
+            key_file.chmod(0o600)
+        key = key_file.read_text().strip()
+        username, password = committed(lambda: _demo_admin_user(instance_path))
+        db.session.remove()
+        db.engine.dispose()
+    click.echo(f"Task Store demo on {base_url}/ (SQLite: {instance_path / 'taskstore-demo.db'})")
+    click.echo(f"Admin API key: {key}")
+    click.echo(f"Admin UI login: user {username!r}, password {password}")
+    click.echo(f"Try: curl -H 'Authorization: Bearer {key}' {base_url}/api/v2/dags")
+
+
+def _demo_admin_user(instance_path: Path) -> tuple[str, str]:
+    """The demo's UI login: "admin" with a random password kept in the instance folder, so
+    it survives restarts; the user is (re)made to match the file if either was removed."""
+    from ..auth import users
+
+    password_file = instance_path / "demo-admin-password"
+    if not password_file.exists():
+        password_file.write_text(secrets.token_urlsafe(12))
+        password_file.chmod(0o600)
+    password = password_file.read_text().strip()
+    user = users.get_by_username("admin")
+    if user is None:
+        users.create("admin", password, "admin")
+    elif not users.check_password(user, password):
+        users.set_password(user, password, actor="demo")
+        users.set_role(user, "admin", actor="demo")
+    return "admin", password
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="Processes.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1), help="Threads per process.")
+@click.option("--demo", is_flag=True, help="Use a SQLite file in the instance folder, load demo data if empty.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True)
+def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, access_log: bool) -> None:
+    """Serve the app with gunicorn (a production WSGI server)."""
+    from .. import create_app, instance_folder, serving
+
+    base_url = f"http://{host}:{port}"
+    overrides = _demo_overrides(instance_folder()) if demo else {}
+    app = create_app(overrides)
+    if demo:
+        _prepare_demo(app, instance_folder(), base_url)
+    with app.app_context():
+        db.engine.dispose()  # no connection may cross the fork into the workers
+
+    serving.run_gunicorn(lambda: create_app(overrides), host=host, port=port, workers=workers, threads=threads,
+                         access_log=access_log)
