@@ -13,6 +13,7 @@ task that runs longer than a token's lifetime keeps its access::
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +21,14 @@ from urllib.parse import quote
 
 import httpx
 import jwt
-from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 __all__ = [
     "NEVER_EXPIRE",
@@ -120,6 +128,49 @@ class _Transient(Exception):
         self.message = message
 
 
+# Failures with no HTTP answer that another attempt may cure.
+_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+def _retry_policy(retries: int, retry_wait: float, retry_wait_max: float) -> dict[str, Any]:
+    """The arguments of a tenacity ``Retrying`` / ``AsyncRetrying``: transient failures only,
+    ``retries`` attempts, exponential waits with full jitter."""
+    if retries < 1:
+        raise ValueError("retries is a number of attempts and must be at least 1")
+    return {
+        "retry": retry_if_exception_type(_Transient),
+        "stop": stop_after_attempt(retries),
+        "wait": wait_random_exponential(multiplier=retry_wait, max=retry_wait_max),
+    }
+
+
+def _unavailable(exc: RetryError, method: str, path: str) -> ServiceUnavailableError:
+    last = exc.last_attempt.exception()  # always a _Transient: nothing else is retried
+    attempts = exc.last_attempt.attempt_number
+    return ServiceUnavailableError(
+        f"{method} {path} failed after {attempts} attempts: {last.message}", status=last.status, attempts=attempts,
+    )
+
+
+def _checked(method: str, response: httpx.Response) -> httpx.Response:
+    """The response when it is a success; ``_Transient`` for a 5xx, a typed error otherwise."""
+    if response.status_code >= 500:
+        reason, message, _field = _error_detail(response)
+        raise _Transient(response.status_code, f"{response.status_code} {reason}: {message}")
+    if response.is_redirect:
+        # Nothing on the worker API redirects: a redirect means a proxy or a mangled URL,
+        # and following it could read or write somewhere else. Never treat it as success.
+        raise TaskStoreHTTPError(
+            response.status_code, "unexpected_redirect",
+            f"{method} {response.request.url} was redirected to {response.headers.get('Location')}",
+        )
+    if not response.is_success:
+        reason, message, field = _error_detail(response)
+        error = _ERRORS_BY_STATUS.get(response.status_code, TaskStoreHTTPError)
+        raise error(response.status_code, reason, message, field)
+    return response
+
+
 def _error_detail(response: httpx.Response) -> tuple[str, str, str | None]:
     """(reason, message, field) from the service's ``{"detail": {"reason", "message", "field"}}``
     body; something readable from any other body (a proxy's HTML page, a bare string)."""
@@ -148,6 +199,11 @@ class TaskStoreClient:
     ``retry_wait`` seconds up to ``retry_wait_max``, with full jitter so that many workers
     recovering at once do not retry in lockstep. 4xx answers are never retried.
     ``transport`` is handed to ``httpx.Client`` (tests pass an ``httpx.MockTransport``).
+
+    ``aget``, ``aset``, ``adelete`` and ``aclear`` do the same without blocking an event loop:
+    they go through an ``httpx.AsyncClient`` made on first use (``async_transport`` is handed
+    to it), with the same retries, errors and token refresh. Close it with ``aclose()`` (or
+    ``async with``), which closes both connections.
     """
 
     def __init__(
@@ -162,24 +218,25 @@ class TaskStoreClient:
         retry_wait: float = 0.1,
         retry_wait_max: float = 2.0,
         transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
     ):
         if not isinstance(default_retention_days, int) or default_retention_days < 0:
             raise ValueError("default_retention_days must be an integer >= 0 (0 = never expire)")
-        if retries < 1:
-            raise ValueError("retries is a number of attempts and must be at least 1")
+        self._retry_policy = _retry_policy(retries, retry_wait, retry_wait_max)
         self._token = token
         self.ti_id = str(ti_id) if ti_id is not None else _subject(token)
         self.default_retention_days = default_retention_days
-        self._retrying = Retrying(
-            retry=retry_if_exception_type(_Transient),
-            stop=stop_after_attempt(retries),
-            wait=wait_random_exponential(multiplier=retry_wait, max=retry_wait_max),
-        )
+        self._retrying = Retrying(**self._retry_policy)
         root = base_url.rstrip("/")
         if not root.endswith("/execution"):
             root += "/execution"
         # The trailing slash makes httpx append relative paths instead of replacing the last segment.
-        self._http = httpx.Client(base_url=root + "/", timeout=timeout, transport=transport)
+        self._base_url = root + "/"
+        self._timeout = timeout
+        self._http = httpx.Client(base_url=self._base_url, timeout=timeout, transport=transport)
+        self._async_transport = async_transport
+        self._async_http: httpx.AsyncClient | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def token(self) -> str:
@@ -221,6 +278,31 @@ class TaskStoreClient:
         """Delete every key of this task instance (its own map index only)."""
         self._request("DELETE", f"store/ti/{self.ti_id}")
 
+    async def aget(self, key: str, default: Any = None) -> Any:
+        """``get`` without blocking the event loop."""
+        try:
+            response = await self._arequest("GET", self._key_path(key))
+        except NotFoundError as exc:
+            if exc.field == "key":
+                return default
+            raise
+        return response.json()["value"]
+
+    async def aset(self, key: str, value: Any, *, retention: timedelta | _NeverExpire | None = None) -> None:
+        """``set`` without blocking the event loop."""
+        if value is None:
+            raise ValueError("value must not be None; use delete() to remove a key")
+        body = json.dumps({"value": value, "expires_at": self._expiry(retention)}, allow_nan=False)
+        await self._arequest("PUT", self._key_path(key), content=body, headers={"Content-Type": "application/json"})
+
+    async def adelete(self, key: str) -> None:
+        """``delete`` without blocking the event loop."""
+        await self._arequest("DELETE", self._key_path(key))
+
+    async def aclear(self) -> None:
+        """``clear`` without blocking the event loop."""
+        await self._arequest("DELETE", f"store/ti/{self.ti_id}")
+
     def asset(self, *, name: str | None = None, uri: str | None = None) -> AssetStore:
         """The keys of one asset (shared by every task and run that uses it; they never expire),
         named by its ``name`` or its ``uri``: exactly one of them."""
@@ -231,6 +313,14 @@ class TaskStoreClient:
     # --- lifecycle --------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Close the connection of the synchronous methods (``aclose`` closes both)."""
+        self._http.close()
+
+    async def aclose(self) -> None:
+        """Close both connections: the async methods' and the synchronous ones'."""
+        if self._async_http is not None:
+            http, self._async_http, self._async_loop = self._async_http, None, None
+            await http.aclose()
         self._http.close()
 
     def __enter__(self) -> TaskStoreClient:
@@ -238,6 +328,12 @@ class TaskStoreClient:
 
     def __exit__(self, *_exc_info: object) -> None:
         self.close()
+
+    async def __aenter__(self) -> TaskStoreClient:
+        return self
+
+    async def __aexit__(self, *_exc_info: object) -> None:
+        await self.aclose()
 
     # --- internals --------------------------------------------------------------------------
 
@@ -268,37 +364,48 @@ class TaskStoreClient:
             # A copy per call: a Retrying object keeps per-call state.
             return self._retrying.copy()(self._attempt, method, path, **kwargs)
         except RetryError as exc:
-            last = exc.last_attempt.exception()  # always a _Transient: nothing else is retried
-            attempts = exc.last_attempt.attempt_number
-            raise ServiceUnavailableError(
-                f"{method} {path} failed after {attempts} attempts: {last.message}",
-                status=last.status, attempts=attempts,
-            ) from last
+            raise _unavailable(exc, method, path) from exc.last_attempt.exception()
 
     def _attempt(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
-        # The Authorization header is built per attempt, so a retry after a refresh uses the new token.
-        headers = {**(headers or {}), "Authorization": f"Bearer {self._token}"}
         try:
-            response = self._http.request(method, path, headers=headers, **kwargs)
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            response = self._http.request(method, path, headers=self._headers(headers), **kwargs)
+        except _TRANSPORT_ERRORS as exc:
             raise _Transient(None, f"{type(exc).__name__}: {exc}") from exc
+        return self._received(method, response)
+
+    async def _arequest(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """``_request`` on the async connection: the same retries (waiting with ``asyncio.sleep``)."""
+        try:
+            return await AsyncRetrying(**self._retry_policy)(self._aattempt, method, path, **kwargs)
+        except RetryError as exc:
+            raise _unavailable(exc, method, path) from exc.last_attempt.exception()
+
+    async def _aattempt(self, method: str, path: str, headers: dict[str, str] | None = None,
+                        **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._async_client().request(method, path, headers=self._headers(headers), **kwargs)
+        except _TRANSPORT_ERRORS as exc:
+            raise _Transient(None, f"{type(exc).__name__}: {exc}") from exc
+        return self._received(method, response)
+
+    def _async_client(self) -> httpx.AsyncClient:
+        """The async connection, made on first use. An ``httpx.AsyncClient`` belongs to the event
+        loop it first ran in: a call from another loop (a second ``asyncio.run``) gets a new one."""
+        loop = asyncio.get_running_loop()
+        if self._async_http is None or self._async_loop is not loop:
+            self._async_http = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout,
+                                                 transport=self._async_transport)
+            self._async_loop = loop
+        return self._async_http
+
+    def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
+        # Built per attempt, so a retry after a refresh uses the new token.
+        return {**(headers or {}), "Authorization": f"Bearer {self._token}"}
+
+    def _received(self, method: str, response: httpx.Response) -> httpx.Response:
         if fresh := response.headers.get(REFRESHED_TOKEN_HEADER):
             self._token = fresh
-        if response.status_code >= 500:
-            reason, message, _field = _error_detail(response)
-            raise _Transient(response.status_code, f"{response.status_code} {reason}: {message}")
-        if response.is_redirect:
-            # Nothing on the worker API redirects: a redirect means a proxy or a mangled URL,
-            # and following it could read or write somewhere else. Never treat it as success.
-            raise TaskStoreHTTPError(
-                response.status_code, "unexpected_redirect",
-                f"{method} {response.request.url} was redirected to {response.headers.get('Location')}",
-            )
-        if not response.is_success:
-            reason, message, field = _error_detail(response)
-            error = _ERRORS_BY_STATUS.get(response.status_code, TaskStoreHTTPError)
-            raise error(response.status_code, reason, message, field)
-        return response
+        return _checked(method, response)
 
 
 class AssetStore:
@@ -341,6 +448,32 @@ class AssetStore:
     def clear(self) -> None:
         """Delete every key of the asset."""
         self._client._request("DELETE", self._path("clear"), params=self._params())
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        """``get`` without blocking the event loop."""
+        try:
+            response = await self._client._arequest("GET", self._path("value"), params=self._params(key))
+        except NotFoundError as exc:
+            if exc.field == "key":
+                return default
+            raise
+        return response.json()["value"]
+
+    async def aset(self, key: str, value: Any) -> None:
+        """``set`` without blocking the event loop."""
+        if value is None:
+            raise ValueError("value must not be None; use delete() to remove a key")
+        body = json.dumps({"value": value}, allow_nan=False)
+        await self._client._arequest("PUT", self._path("value"), params=self._params(key), content=body,
+                                     headers={"Content-Type": "application/json"})
+
+    async def adelete(self, key: str) -> None:
+        """``delete`` without blocking the event loop."""
+        await self._client._arequest("DELETE", self._path("value"), params=self._params(key))
+
+    async def aclear(self) -> None:
+        """``clear`` without blocking the event loop."""
+        await self._client._arequest("DELETE", self._path("clear"), params=self._params())
 
     def _path(self, operation: str) -> str:
         return f"store/asset/by-{self._by}/{operation}"
