@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import DateTimeLocalField, HiddenField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Optional, ValidationError
 
 from .. import store
 from ..errors import InvalidInput
+from ..http import INT_MAX
 from ..models import utcnow
 from . import formatting
 
@@ -154,3 +155,19 @@ class ExtendForm(VersionedForm):
 
 class ClearForm(FlaskForm):
     all_map_indices = HiddenField(default="")
+
+
+class ConfirmForm(FlaskForm):
+    """A confirmation's button alone (deleting a key set aside): the CSRF token."""
+
+
+def map_index(form, field) -> None:
+    """0 or more and within the column; text that is no integer already has its error."""
+    if field.data is not None and not 0 <= field.data <= INT_MAX:
+        raise ValidationError(f"Enter a map index between 0 and {INT_MAX}")
+
+
+class MoveSetAsideForm(FlaskForm):
+    """Hand a key set aside to a map index's task instance (its own: adopt it)."""
+
+    to_map_index = IntegerField("Move to map index", validators=[InputRequired("Enter a map index"), map_index])

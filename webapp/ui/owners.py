@@ -5,6 +5,7 @@ and templates; an *owner* tells them what differs:
 - ``scope``: the store's scope of the keys (``owner.kind``, its kind, says whether they
   expire: templates show expiry columns and fields by ``owner.kind.expires``, never by the
   owner's type); ``shows_writer``: whether the table says who last wrote each key;
+  ``shows_try``: whether it says which try of the task instance last wrote each key;
 - ``url(action, **args)``: the URL of one of its routes (``"page"``, ``"edit_key"``, ...),
   with what names the owner in the query string (a mapped task instance's ``map_index``);
 - ``name``, ``context``, ``crumbs``: how its pages are titled;
@@ -24,8 +25,9 @@ from typing import Any
 from flask import url_for
 from markupsafe import Markup
 
-from .. import assets, runs, store
+from .. import assets, lifecycle, runs, store
 from . import bp
+from .forms import MoveSetAsideForm
 from .helpers import TI, breadcrumbs, breadcrumbs_of, int_arg, require_role
 
 ASSET = "/assets/<int:asset_id>"  # an asset's pages; by id: names may hold "/", "?" or "#"
@@ -68,6 +70,9 @@ class Owner:
     # Whether the key table has a "Last written by" column: an asset's keys are written by any
     # task, watcher or person (``entry.written_by`` says which); a task instance's by itself.
     shows_writer = False
+    # Whether each key's Updated cell says which try last wrote it ("by try 2", or a person or
+    # tool): a task instance's keys record it; an asset's keys belong to no task instance's tries.
+    shows_try = False
 
     @property
     def columns(self) -> int:
@@ -123,6 +128,7 @@ def keys_text(deleted: int) -> str:
 
 class TaskInstanceOwner(Owner):
     template = "task_instance.html"
+    shows_try = True
     live_note = "Refreshes every 3 seconds while the task runs."
     clear_warning = Markup("<strong>A task that uses these keys to resume (an external job id, a checkpoint) will "
                            "start over</strong> on its next try.")
@@ -151,7 +157,14 @@ class TaskInstanceOwner(Owner):
     def page_context(self) -> dict[str, Any]:
         ti = self.ti
         writes = store.asset_keys_written_by(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
-        return {"ti": ti, "asset_writes": writes[:ASSET_WRITES_SHOWN], "asset_writes_total": len(writes)}
+        return {"ti": ti, "asset_writes": writes[:ASSET_WRITES_SHOWN], "asset_writes_total": len(writes),
+                "tries": lifecycle.tries(ti), "set_aside": store.list_set_aside(self.scope),
+                "move_form": MoveSetAsideForm(formdata=None)}
+
+    def map_index_scope(self, map_index: int) -> store.TaskInstanceScope:
+        """The keys of another map index of this task in this run (NotFound when it has none)."""
+        ti = self.ti
+        return store.scope_of(runs.get_task_instance(ti.dag_id, ti.run_id, ti.task_id, map_index))
 
     def empty_text(self, show_expired: bool) -> str:
         return "This task instance has no keys." if show_expired else "No live keys."
@@ -223,15 +236,17 @@ AssetOwner.routes = OwnerRoutes(ASSET, "asset", "asset_", store.ASSET_KEYS, _ass
 OWNERS = (TaskInstanceOwner.routes, AssetOwner.routes)
 
 
-def owner_route(suffix: str, methods: list[str], *, editor: bool = True, expiring_only: bool = False):
+def owner_route(suffix: str, methods: list[str], *, editor: bool = True, expiring_only: bool = False,
+                fenced_only: bool = False):
     """Register ``view(owner)`` under every owner's rule + ``suffix``, named after the view
     (``ui.edit_key``, ``ui.asset_edit_key``; a view named ``page`` is the owner's page).
     ``editor``: viewers get 403 before anything is looked up. ``expiring_only``: only owners
-    whose keys expire have the route."""
+    whose keys expire have the route. ``fenced_only``: only owners whose keys can be set aside
+    (their kind has a fence: a task key's map key)."""
 
     def register(view):
         for routes in OWNERS:
-            if expiring_only and not routes.scope_kind.expires:
+            if (expiring_only and not routes.scope_kind.expires) or (fenced_only and not routes.scope_kind.fence):
                 continue
 
             def endpoint_view(_routes=routes, **path_args):
