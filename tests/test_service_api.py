@@ -81,6 +81,30 @@ def test_reported_states_and_tries_show_on_the_run(client, service, admin_auth):
     assert [t["try_number"] for t in tries.get_json()["tries"]] == [1, 2]
 
 
+def test_a_try_that_ran_unseen_is_counted_in_whatever_state_is_reported(client, service, admin_auth):
+    """A reporter that saw nothing of a task until it finished on its second try."""
+    url = f"{SERVICE}/tasks/etl/manual_1/load/state"
+    done = client.put(url, headers=service, json={"state": "success", "try_number": 2}).get_json()
+    assert done["try_number"] == 2 and done["state"] == "success"
+    tries = client.get(f"{API}/dags/etl/dagRuns/manual_1/taskInstances/load/tries", headers=admin_auth("viewer"))
+    # try 1 was never seen: counted, its state unknown
+    assert [(t["try_number"], t["state"]) for t in tries.get_json()["tries"]] == [(1, None), (2, "success")]
+
+
+def test_a_task_awaiting_a_persons_input_is_a_state_like_any_other(client, service):
+    url = f"{SERVICE}/tasks/etl/manual_1/approve/state"
+    answer = client.put(url, headers=service, json={"state": "awaiting_input", "try_number": 1})
+    assert answer.status_code == 200 and answer.get_json()["state"] == "awaiting_input"
+
+
+def test_a_value_over_the_size_limit_is_stored_with_a_warning_as_from_a_worker(app, client, service, caplog):
+    app.config["TASKSTORE"] = app.config["TASKSTORE"].model_copy(update={"max_value_bytes": 10})
+    big = '"' + "x" * 50 + '"'
+    assert client.put(task_key(), headers=service, json={"value_json": big}).status_code == 204
+    assert client.get(task_key(), headers=service).get_data(as_text=True) == big
+    assert "over max_value_bytes=10; stored anyway" in caplog.text
+
+
 def test_a_service_key_may_do_nothing_else(client, service, ti_id):
     for method, url in (("GET", f"{API}/dags"), ("GET", f"{API}/assets"), ("POST", f"{API}/apiKeys"),
                         ("DELETE", f"{API}/dags/dag/dagRuns/run_1"), ("POST", f"{API}/taskInstances/{ti_id}/token")):

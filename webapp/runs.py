@@ -37,6 +37,7 @@ class TaskInstanceState(StrEnum):
     REMOVED = "removed"
     DEFERRED = "deferred"
     RESTARTING = "restarting"
+    AWAITING_INPUT = "awaiting_input"  # waiting for a person's answer (Airflow's human-in-the-loop tasks)
 
 
 class DagRunState(StrEnum):
@@ -426,12 +427,16 @@ def report_state(ti: TaskInstance, state: str | None, try_number: int | None, *,
                  clear_on_success: bool) -> TaskInstance:
     """A state the service's own scheduler reached, with its try number: tries we did not see
     (the reporter started late, or missed an event) are counted in, so the try that runs is the
-    reported one (a new id, as every new try)."""
-    if state == "running" and try_number is not None:
-        if ti.try_number >= try_number and ti.state == "running":
+    reported one (a new id, as every new try), whatever the state reported: a task that ran
+    unseen and finished on try 2 shows try 2."""
+    if try_number is not None:
+        if state == "running" and ti.try_number >= try_number and ti.state == "running":
             return ti  # reported twice
         while ti.try_number < try_number - 1:
             end_try(ti)
             ti.try_number += 1
             ti.start_date, ti.end_date = utcnow(), utcnow()
+        if state != "running" and ti.try_number < try_number:
+            end_try(ti)  # the reported try ran unseen: it started now and ends in this state
+            ti.try_number, ti.start_date, ti.end_date = try_number, utcnow(), None
     return set_state(ti, state, clear_on_success=clear_on_success)

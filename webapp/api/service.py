@@ -45,10 +45,12 @@ def _identity(dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
     return {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": int_arg("map_index", -1, -1)}
 
 
-def _value_json(body: schemas.ServicePutBody) -> str:
-    """The text as given, once every rule of a stored value holds for what it says."""
+def _value_json(body, whose: str, key: str) -> str:
+    """The text as given, once it is a value (JSON, not null, no NaN). Values over the size
+    limit are stored with a warning in the log, as from a worker: these are workers' writes
+    relayed, and a running task must not break on a soft limit."""
     encoded = store.encode_value(store.parse_json(body.value_json, "value_json"))
-    store.check_value_size(encoded, current_app.config["TASKSTORE"].max_value_bytes)
+    store.warn_if_oversized(whose, key, encoded, current_app.config["TASKSTORE"].max_value_bytes)
     return body.value_json
 
 
@@ -71,7 +73,7 @@ def get_task_key(dag_id: str, run_id: str, task_id: str, key: str):
 def put_task_key(dag_id: str, run_id: str, task_id: str, key: str):
     names = _identity(dag_id, run_id, task_id)
     body = parse_body(schemas.ServicePutBody)
-    value_json = _value_json(body)
+    value_json = _value_json(body, f"task instance {dag_id}/{run_id}/{task_id}", key)
     expires_at = store.admin_expiry(body.expires_at, current_app.config["TASKSTORE"].default_retention_days)
 
     def write() -> None:
@@ -160,7 +162,7 @@ def get_asset_key():
 @documented("Create or overwrite an asset's key by name and/or uri (the asset is registered when missing)", tag="Service", body=schemas.ServiceAssetPutBody, errors=(401, 403, 409, 413, 422), query=("name", "uri", "key"))
 def put_asset_key():
     by, name, uri, key = _asset_names(with_key=True)
-    value_json = _value_json(parse_body(schemas.ServiceAssetPutBody))
+    value_json = _value_json(parse_body(schemas.ServiceAssetPutBody), f"asset {name or uri!r}", key)
     address, names = _asset_address(by, name, uri)
 
     def write() -> None:
