@@ -107,7 +107,10 @@ def make_app(migrated_database, instance_path):
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-    cleanup = create_app(settings_for(migrated_database), instance_path=str(instance_path))
+    # Emptying the tables is bookkeeping, not a call under test: a busy CI database may take
+    # longer than a worker's deadline over it.
+    cleanup = create_app({**settings_for(migrated_database), "db_statement_timeout_seconds": 120},
+                         instance_path=str(instance_path))
     with cleanup.app_context():
         # Every table the models know, children first: new tables are emptied too.
         for table in reversed(db.metadata.sorted_tables):

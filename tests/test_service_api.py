@@ -125,3 +125,15 @@ def test_bad_bodies_are_422_and_create_nothing(client, service, table_contents, 
     response = client.put(task_key(), headers=service, json=body)
     assert response.status_code == 422 and response.get_json()["detail"]["field"] == field
     assert table_contents() == before
+
+
+def test_a_huge_try_number_is_counted_without_a_row_for_every_unseen_try(client, service, admin_auth):
+    url = f"{SERVICE}/tasks/etl/manual_1/load/state"
+    client.put(url, headers=service, json={"state": "running", "try_number": 1})
+    done = client.put(url, headers=service, json={"state": "failed", "try_number": 2**31 - 1}).get_json()
+    assert done["try_number"] == 2**31 - 1 and done["state"] == "failed"
+    tries = client.get(f"{API}/dags/etl/dagRuns/manual_1/taskInstances/load/tries?limit=100",
+                       headers=admin_auth("viewer")).get_json()["tries"]
+    numbers = [t["try_number"] for t in tries]
+    assert numbers[0] == 1 and numbers[-1] == 2**31 - 1 and len(numbers) <= 30
+    assert [t["state"] for t in tries[1:-1]] == [None] * (len(numbers) - 2)  # unseen: state unknown

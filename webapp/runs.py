@@ -423,6 +423,10 @@ def ensure_task_instance(dag_id: str, run_id: str, task_id: str, map_index: int)
     return get_task_instance(dag_id, run_id, task_id, map_index)
 
 
+# How many tries that ran unseen, before a reported one, get a row of their own.
+UNSEEN_TRIES_RECORDED = 20
+
+
 def report_state(ti: TaskInstance, state: str | None, try_number: int | None, *,
                  clear_on_success: bool) -> TaskInstance:
     """A state the service's own scheduler reached, with its try number: tries we did not see
@@ -432,6 +436,11 @@ def report_state(ti: TaskInstance, state: str | None, try_number: int | None, *,
     if try_number is not None:
         if state == "running" and ti.try_number >= try_number and ti.state == "running":
             return ti  # reported twice
+        if ti.try_number < try_number - 1:
+            end_try(ti)  # the last try seen, if one ran
+            ti.state, ti.start_date = None, None
+            # A row each for the latest unseen tries only: a bogus try number cannot make millions.
+            ti.try_number = max(ti.try_number, try_number - 1 - UNSEEN_TRIES_RECORDED)
         while ti.try_number < try_number - 1:
             end_try(ti)
             ti.try_number += 1
