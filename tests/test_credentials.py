@@ -156,10 +156,11 @@ def test_api_keys_list_shows_name_role_created_last_used_and_revoked(client, run
     headers = admin_auth("admin")
     assert client.get(f"{API}/dags", headers=headers).status_code == 200
     listed = runner.invoke(args=["api-keys", "list"]).output.splitlines()
-    assert listed[0].split("\t") == ["name", "prefix", "role", "created", "last used", "revoked"]
+    assert listed[0].split("\t") == ["name", "prefix", "role", "dags", "assets", "created", "last used", "revoked"]
     row = listed[1].split("\t")
     assert row[0].startswith("test-admin-") and row[1].startswith("tsk_") and row[2] == "admin"
-    assert row[3].endswith("UTC") and row[4].endswith("UTC") and row[5] == "-"
+    assert row[3:5] == ["*", "*"]  # every DAG and asset
+    assert row[5].endswith("UTC") and row[6].endswith("UTC") and row[7] == "-"
     api = client.get(f"{API}/apiKeys", headers=headers).get_json()["api_keys"][0]
     assert api["last_used_at"] is not None and api["revoked_at"] is None and "key" not in api
 

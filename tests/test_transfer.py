@@ -123,7 +123,7 @@ def test_a_sqlite_deployment_moves_to_a_server_row_for_row_and_twice_is_a_no_op(
     if not reachable(SERVERS[server]):
         pytest.skip(f"{server} is not reachable at {SERVERS[server]}")
     dump = export_dump(app)
-    assert json.loads(dump.splitlines()[0])["schema"] == "0009"
+    assert json.loads(dump.splitlines()[0])["schema"] == "0011"
     with throwaway_database(SERVERS[server]) as url:
         target = migrated(url, tmp_path)
         first = target.test_cli_runner().invoke(args=["import", "-"], input=dump)

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from support import PASSWORD, csrf_token, log_in, table_rows, ti_page_url
-from webapp.cli import serve as cli
 from webapp.auth import users
+from webapp.cli import serve as cli
 from webapp.extensions import db
 from webapp.models import utcnow
 from webapp.ui import views

@@ -47,7 +47,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
 
     app.session_interface = CookieSessionInterface()
 
-    from . import database, errorhandlers, security
+    from . import database, errorhandlers, metrics, request_log, security
     from .api import (  # noqa: F401  (access, admin, admin_store: routes of core.bp; worker_assets: of worker.bp)
         access,
         admin,
@@ -61,6 +61,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
         worker,
         worker_assets,
     )
+    from .api import metrics as metrics_api
     from .cli import register_commands
     from .extensions import csrf, db, migrate
     from .ui import bp as ui_bp
@@ -71,6 +72,9 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
     with app.app_context():
         database.configure_engine(db.engine, settings)
         app.extensions[database.WRITER_QUEUE] = database.writer_queue(db.engine, settings)
+    if settings.metrics != "off":
+        metrics.enable()  # once per process: every app of the process counts into the same figures
+    request_log.init_app(app, settings)
 
     from .http import KeyConverter
 
@@ -80,6 +84,7 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
     app.register_blueprint(service.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(metrics_api.bp)
     app.register_blueprint(ui_bp)
     # CSRF checks for the UI's forms and htmx requests, which ride on the session cookie.
     # The APIs authenticate every request with a bearer token a browser never adds by itself.

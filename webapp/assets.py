@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import store
+from .auth import name_patterns
 from .errors import Conflict, InvalidInput, NotFound
 from .extensions import db
 from .models import ASSET_NAME_LENGTH, Asset, AssetState
@@ -51,10 +52,14 @@ def create(name: str, uri: str, group: str = "") -> Asset:
     return asset
 
 
+def asset_id_not_found(asset_id: int) -> NotFound:
+    return NotFound(f"Asset with id {asset_id!r} not found", field="asset_id")
+
+
 def get(asset_id: int) -> Asset:
     asset = db.session.get(Asset, asset_id)
     if asset is None:
-        raise NotFound(f"Asset with id {asset_id!r} not found", field="asset_id")
+        raise asset_id_not_found(asset_id)
     return asset
 
 
@@ -85,10 +90,11 @@ class AssetRow:
 
 
 def listing(*, limit: int, offset: int, name_pattern: str | None = None,
-            uri_pattern: str | None = None) -> tuple[list[AssetRow], int]:
+            uri_pattern: str | None = None, visible=None) -> tuple[list[AssetRow], int]:
     """Assets by name, one page, each with its key count and its latest write; and the total.
-    A pattern matches anywhere in the name or URI, ignoring case (``%`` and ``_`` literally)."""
-    conditions = []
+    A pattern matches anywhere in the name or URI, ignoring case (``%`` and ``_`` literally).
+    ``visible``: only the names those patterns allow (``auth.name_patterns``)."""
+    conditions = name_patterns.where(visible, Asset.name)
     if name_pattern:
         conditions.append(Asset.name.icontains(name_pattern, autoescape=True))
     if uri_pattern:

@@ -97,6 +97,22 @@ class Settings(BaseSettings):
     cookie_secure: Literal["auto", "always", "never"] = Field(
         "auto", description="Mark the session cookie Secure: auto = when the request came over HTTPS."
     )
+    metrics: Literal["on", "api-key", "off"] = Field(
+        "on", description="Prometheus metrics at /metrics: on (readable without credentials), api-key (an API key "
+                          "with the metrics or admin role), off (404, and nothing is counted).",
+    )
+    log_format: Literal["json", "text", "auto"] = Field(
+        "auto", description="Log lines on stderr: json (one object per line), text, or auto (text when stderr is a "
+                            "terminal, json otherwise).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Lowest level logged; INFO includes one line per request, WARNING leaves those out.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

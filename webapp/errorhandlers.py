@@ -20,7 +20,7 @@ DATABASE_DOWN = (OperationalError, InterfaceError, DisconnectionError, PoolTimeo
 
 
 def wants_json() -> bool:
-    return request.path.startswith(API_PREFIXES) or request.path == "/health"
+    return request.path.startswith(API_PREFIXES) or request.path in ("/health", "/metrics")
 
 
 def _page(status: int, title: str, message: str) -> tuple[str, int]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -26,6 +27,7 @@ from .extensions import db
 ID_LENGTH = 250
 KEY_LENGTH = 512
 ASSET_NAME_LENGTH = 1500
+PATTERNS_LENGTH = 1000  # a user's or API key's DAG or asset name patterns, comma-separated
 
 
 class UTCDateTime(TypeDecorator):
@@ -167,6 +169,9 @@ class ApiKey(db.Model):
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(20), default="admin")
+    # DAG ids and asset names this key may see (``auth.name_patterns``); null: all.
+    dag_patterns: Mapped[str | None] = mapped_column(String(PATTERNS_LENGTH))
+    asset_patterns: Mapped[str | None] = mapped_column(String(PATTERNS_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # refused from then on (401)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # updated at most once a minute
@@ -183,6 +188,8 @@ class User(db.Model):
     # Werkzeug's scrypt hashes are about 160 characters; 255 leaves room for its next default.
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20), default="viewer")
+    dag_patterns: Mapped[str | None] = mapped_column(String(PATTERNS_LENGTH))  # as for API keys
+    asset_patterns: Mapped[str | None] = mapped_column(String(PATTERNS_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # may not log in; sessions ended
 
@@ -329,3 +336,17 @@ class LoginFailure(db.Model):
     username: Mapped[str] = mapped_column(String(100))
     remote_addr: Mapped[str] = mapped_column(String(64))
     failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CleanRun(db.Model):
+    """The last successful run of each kind of ``taskstore clean`` (``job``: expired keys, old
+    runs), for ``/metrics``: clean runs as its own process, from cron, maybe on another host,
+    so the server learns of it here. One row per job, rewritten by each run."""
+
+    __tablename__ = "clean_run"
+
+    job: Mapped[str] = mapped_column(String(40), primary_key=True)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_seconds: Mapped[float] = mapped_column(Float)
+    deleted: Mapped[int] = mapped_column(BigInteger)  # rows the last run deleted
+    deleted_total: Mapped[int] = mapped_column(BigInteger)  # rows every run so far deleted, together

@@ -16,6 +16,7 @@ from sqlalchemy import delete, distinct, func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import assets, store
+from .auth import name_patterns
 from .errors import Conflict, InvalidInput, NotFound
 from .extensions import db
 from .models import ID_LENGTH, DagRun, TaskInstance, TaskInstanceHistory, utcnow
@@ -150,10 +151,14 @@ def any_task_instance(dag_id: str, run_id: str, task_id: str) -> TaskInstance:
     return ti
 
 
+def task_instance_id_not_found(ti_id: uuid.UUID) -> NotFound:
+    return NotFound(f"Task instance {ti_id} not found")
+
+
 def get_task_instance_by_id(ti_id: uuid.UUID) -> TaskInstance:
     ti = db.session.get(TaskInstance, ti_id)
     if ti is None:
-        raise NotFound(f"Task instance {ti_id} not found")
+        raise task_instance_id_not_found(ti_id)
     return ti
 
 
@@ -326,11 +331,13 @@ class TaskInstanceRow:
     key_count: int
 
 
-def dag_summaries(limit: int, offset: int, now: datetime | None = None) -> Page:
-    """DAGs with their runs, task instances holding live keys, and live keys (both capped)."""
-    total = db.session.execute(select(func.count(distinct(DagRun.dag_id)))).scalar_one()
+def dag_summaries(limit: int, offset: int, now: datetime | None = None, *, visible=None) -> Page:
+    """DAGs with their runs, task instances holding live keys, and live keys (both capped);
+    ``visible``: only the DAGs those patterns allow (``auth.name_patterns``)."""
+    allowed = name_patterns.where(visible, DagRun.dag_id)
+    total = db.session.execute(select(func.count(distinct(DagRun.dag_id))).where(*allowed)).scalar_one()
     rows = db.session.execute(
-        select(DagRun.dag_id, func.count().label("run_count"))
+        select(DagRun.dag_id, func.count().label("run_count")).where(*allowed)
         .group_by(DagRun.dag_id).order_by(DagRun.dag_id).limit(limit).offset(offset)
     ).all()
     return Page([DagSummary(row.dag_id, row.run_count, *store.dag_key_counts(row.dag_id, now)) for row in rows], total)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from .. import runs, store
 from ..auth import tokens
@@ -34,7 +34,7 @@ def task_instance_fields(ti: TaskInstance) -> dict[str, Any]:
 @bp.get("/dags")
 @documented("List DAGs with their numbers of runs and keys", tag="Runs", ok={200: schemas.DagList}, errors=(401, 422), query=("limit", "offset"))
 def list_dags():
-    page = runs.dag_summaries(*paging())
+    page = runs.dag_summaries(*paging(), visible=g.principal.dags)
     return out(schemas.DagList, dags=[vars(dag) for dag in page.items], total_entries=page.total)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import g, request
 
 from .. import assets, store
 from ..auth import tokens
@@ -48,6 +48,7 @@ def scope(asset_id: int) -> store.AssetScope:
 def create_asset():
     require_role("admin")
     body = parse_body(schemas.AssetCreate)
+    g.principal.require_new_asset(body.name)
     asset = committed(lambda: assets.create(body.name, body.uri, body.group))
     return out(schemas.AssetOut, **asset_fields(asset)), 201
 
@@ -56,7 +57,8 @@ def create_asset():
 @documented("List assets by name, each with its key count and latest write", tag="Assets", ok={200: schemas.AssetList}, errors=(401, 422), query=("name_pattern", "uri_pattern", "limit", "offset"))
 def list_assets():
     limit, offset = paging()
-    rows, total = assets.listing(limit=limit, offset=offset, name_pattern=request.args.get("name_pattern"),
+    rows, total = assets.listing(visible=g.principal.assets, limit=limit, offset=offset,
+                                 name_pattern=request.args.get("name_pattern"),
                                  uri_pattern=request.args.get("uri_pattern"))
     listed = [{**asset_fields(row.asset), "key_count": row.key_count, "last_updated_at": row.last_write,
                "last_updated_by": row.last_written_by} for row in rows]
@@ -81,6 +83,7 @@ def delete_asset(asset_id: int):
 @documented("Issue a token for a watcher: asset keys only, its writes recorded as the watcher's", tag="Assets", body=schemas.WatcherTokenCreate, ok={200: schemas.TokenOut}, errors=(401, 403, 422))
 def issue_watcher_token():
     require_role("admin")
+    g.principal.require_unrestricted("A watcher token (every asset's keys)")
     token, expires_at = tokens.issue_for_watcher(parse_body(schemas.WatcherTokenCreate).watcher)
     return out(schemas.TokenOut, token=token, expires_at=expires_at)
 

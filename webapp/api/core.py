@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
 from .. import store
-from ..auth import api_keys, roles, users
+from ..auth import api_keys, roles, users, visibility
 from ..errors import Forbidden, InvalidInput, Unauthenticated
 from ..extensions import csrf
 from ..http import int_arg
@@ -36,16 +36,18 @@ def authenticate() -> None:
         if record is None:
             hint = " (worker tokens are not accepted here)" if key.count(".") == 2 else ""
             raise Unauthenticated(f"Invalid API key{hint}")
-        if record.role == roles.SERVICE:
-            raise Forbidden(f"API key {record.name!r} has the service role: it may use /api/v2/service only")
-        g.principal = roles.Principal(f"api-key:{record.name}", record.role)
-        return
-    user = users.logged_in()
-    if user is None:
-        raise Unauthenticated("Send an admin API key (Authorization: Bearer <key>) or log in")
-    if request.method not in SAFE_METHODS:
-        csrf.protect()
-    g.principal = users.principal(user)
+        g.principal = api_keys.principal(record)
+        if record.role in roles.NARROW_KEY_ROLES:
+            raise Forbidden(f"API key {record.name!r} has the {record.role} role: it may use "
+                            f"{roles.NARROW_KEY_ROLES[record.role]} only")
+    else:
+        user = users.logged_in()
+        if user is None:
+            raise Unauthenticated("Send an admin API key (Authorization: Bearer <key>) or log in")
+        if request.method not in SAFE_METHODS:
+            csrf.protect()
+        g.principal = users.principal(user)
+    visibility.check_route(g.principal, request.view_args)
 
 
 def require_role(role: str) -> None:

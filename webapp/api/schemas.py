@@ -209,7 +209,12 @@ class Health(BaseModel):
 # --- people, API keys and the audit log ---------------------------------------------------------
 
 
-class UserOut(BaseModel):
+class Limited(BaseModel):
+    dags: str | None = Field(description="The DAG id patterns this one may see (null: every DAG)")
+    assets: str | None = Field(description="The asset name patterns this one may see (null: every asset)")
+
+
+class UserOut(Limited):
     username: str
     role: Role
     created_at: datetime
@@ -221,13 +226,21 @@ class UserList(BaseModel):
     total_entries: int
 
 
-class UserCreate(Strict):
+class LimitsIn(Strict):
+    """What a person or API key may see; on a change, a field given replaces its patterns."""
+
+    dags: StrictStr | None = Field(None, description="DAG ids this one may see: patterns with * and ?, "
+                                   "comma-separated (etl_*,ml_*); empty or * for every DAG")
+    assets: StrictStr | None = Field(None, description="Asset names this one may see, as dags")
+
+
+class UserCreate(LimitsIn):
     username: StrictStr
     password: StrictStr = Field(description="At least 8 characters")
     role: Role = "viewer"
 
 
-class UserPatch(Strict):
+class UserPatch(LimitsIn):
     role: Role | None = Field(None, description="A new role; the user's sessions end")
     disabled: bool | None = Field(None, description="true: may not log in, sessions end; false: may again")
     password: StrictStr | None = Field(None, description="A new password; the user's sessions end")
@@ -237,7 +250,7 @@ class SessionsEnded(BaseModel):
     ended: int = Field(description="Sessions that were live and are now ended")
 
 
-class ApiKeyOut(BaseModel):
+class ApiKeyOut(Limited):
     id: int
     name: str
     prefix: str = Field(description="The key's first characters, which tell keys apart")
@@ -252,9 +265,13 @@ class ApiKeyList(BaseModel):
     total_entries: int
 
 
-class ApiKeyCreate(Strict):
+class ApiKeyCreate(LimitsIn):
     name: StrictStr
     role: KeyRole = "admin"
+
+
+class ApiKeyPatch(LimitsIn):
+    pass
 
 
 class ApiKeyCreated(ApiKeyOut):

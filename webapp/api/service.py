@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 
 from .. import assets, runs, store
-from ..auth import api_keys, roles
+from ..auth import api_keys, roles, visibility
 from ..errors import InvalidInput, NotFound, Unauthenticated
 from ..http import int_arg
 from ..transactions import committed
@@ -37,8 +37,9 @@ def authenticate() -> None:
     record = api_keys.authenticate(key)
     if record is None:
         raise Unauthenticated("Invalid API key")
-    g.principal = roles.Principal(f"api-key:{record.name}", record.role)
+    g.principal = api_keys.principal(record)
     g.principal.require(roles.SERVICE)
+    visibility.check_route(g.principal, request.view_args)
 
 
 def _identity(dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
@@ -146,8 +147,21 @@ def _asset_names(*, with_key: bool) -> tuple[str, str | None, str | None, str | 
 
 
 def _asset_address(by: str, name: str | None, uri: str | None) -> tuple[store.Address, dict[str, Any]]:
+    identifier = name if by == "name" else uri
+    if not g.principal.assets.everything and not g.principal.assets.allows(_asset_name(name, uri)):
+        raise store.asset_keys.asset_not_found(by, identifier)  # as for an asset that does not exist
     address = store.asset_address(by, "api", False)
-    return address, {"identifier": name if by == "name" else uri, "writer_name": g.principal.name}
+    return address, {"identifier": identifier, "writer_name": g.principal.name}
+
+
+def _asset_name(name: str | None, uri: str | None) -> str:
+    """The name the asset has, or would be registered under (its URI, when only that is given)."""
+    if name is not None:
+        return name
+    try:
+        return assets.by_name_or_uri(uri=uri).name
+    except NotFound:
+        return uri or ""
 
 
 @bp.get("/assets/value")
@@ -180,8 +194,8 @@ def put_asset_key():
 @documented("Delete an asset's key by name or uri (nothing to delete is fine)", tag="Service", errors=(401, 403, 422), query=("name", "uri", "key"))
 def delete_asset_key():
     by, name, uri, key = _asset_names(with_key=True)
-    address, names = _asset_address(by, name, uri)
     try:
+        address, names = _asset_address(by, name, uri)
         committed(lambda: store.delete_key(address, key, **names))
     except NotFound:
         pass
@@ -192,10 +206,10 @@ def delete_asset_key():
 @documented("Clear an asset's keys by name or uri", tag="Service", ok={200: schemas.ClearResult}, errors=(401, 403, 422), query=("name", "uri"))
 def clear_asset_keys():
     by, name, uri, _key = _asset_names(with_key=False)
-    address, names = _asset_address(by, name, uri)
 
     def clear() -> int:
         try:
+            address, names = _asset_address(by, name, uri)
             return store.clear_addressed(address, **names)
         except NotFound:
             return 0

@@ -15,7 +15,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import db
 from ..models import ApiKey, utcnow
 from ..transactions import committed
-from . import audit, roles
+from . import audit, name_patterns, roles
 
 KEY_PREFIX = "tsk_"
 SHOWN_PREFIX = len(KEY_PREFIX) + 6  # what lists show of a key: enough to tell keys apart
@@ -27,8 +27,10 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def create(name: str, role: str = "admin", *, actor: str = "cli") -> tuple[ApiKey, str]:
-    """Add a key and return it with its secret text (which is not stored)."""
+def create(name: str, role: str = "admin", *, actor: str = "cli",
+           limits: name_patterns.Limits = name_patterns.UNLIMITED) -> tuple[ApiKey, str]:
+    """Add a key and return it with its secret text (which is not stored); ``limits``: the
+    DAGs and assets it may see (all by default)."""
     roles.validate(role, roles.KEY_ROLES)
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
         raise InvalidInput("name", "must be 1 to 100 characters")
@@ -37,10 +39,11 @@ def create(name: str, role: str = "admin", *, actor: str = "cli") -> tuple[ApiKe
     if _active_named(name):
         raise Conflict(f"An API key named {name!r} exists; revoke it first or choose another name", field="name")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    record = ApiKey(name=name, prefix=key[:SHOWN_PREFIX], key_hash=_digest(key), role=role)
+    record = ApiKey(name=name, prefix=key[:SHOWN_PREFIX], key_hash=_digest(key), role=role,
+                    dag_patterns=limits.dags.text, asset_patterns=limits.assets.text)
     db.session.add(record)
     db.session.flush()  # its id and creation time, for the answer
-    audit.record(actor, "api_key.create", name, f"role {role}, {record.prefix}…")
+    audit.record(actor, "api_key.create", name, f"role {role}, {limits.describe()}, {record.prefix}…")
     return record, key
 
 
@@ -56,6 +59,17 @@ def authenticate(key: str, now: datetime | None = None) -> ApiKey | None:
         # Its own short transaction, before the request's work: a read-only call commits nothing else.
         committed(lambda: db.session.execute(update(ApiKey).where(ApiKey.id == record.id).values(last_used_at=now)))
     return record
+
+
+def principal(record: ApiKey) -> roles.Principal:
+    limits = name_patterns.Limits.of(record)
+    return roles.Principal(f"api-key:{record.name}", record.role, limits.dags, limits.assets)
+
+
+def set_limits(record: ApiKey, *, dags: str | None = None, assets: str | None = None, actor: str) -> None:
+    changed = name_patterns.change(record, dags=dags, assets=assets)
+    if changed:
+        audit.record(actor, "api_key.set_limits", record.name, changed)
 
 
 def _active_named(name: str) -> list[ApiKey]:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 
+from .. import metrics
 from ..errors import ServiceError
 from ..extensions import db
 from ..models import LoginFailure, utcnow
@@ -54,6 +55,7 @@ def reserve(username: str, remote_addr: str | None, now: datetime | None = None)
     if remote_addr is not None and not over:
         over = db.session.execute(recent.where(LoginFailure.remote_addr == remote_addr)).scalar_one() > MAX_PER_ADDRESS
     if over:
+        metrics.count_login_throttled()
         minutes = int(WINDOW.total_seconds() // 60)
         raise TooManyAttempts(f"Too many failed logins; try again in {minutes} minutes")
     return attempt_id

@@ -19,7 +19,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import db
 from ..models import User, utcnow
-from . import audit, roles, sessions
+from . import audit, name_patterns, roles, sessions
 
 USERNAME = re.compile(r"[\w.@+-]{1,100}")
 MIN_PASSWORD_LENGTH = 8
@@ -46,19 +46,22 @@ def validate_password(password: str) -> str:
     return password
 
 
-def create(username: str, password: str, role: str = "viewer", *, actor: str = "cli") -> User:
+def create(username: str, password: str, role: str = "viewer", *, actor: str = "cli",
+           limits: name_patterns.Limits = name_patterns.UNLIMITED) -> User:
+    """A person; ``limits``: the DAGs and assets they may see (all by default)."""
     validate_username(username)
     roles.validate(role)
     validate_password(password)
     if get_by_username(username) is not None:
         raise Conflict(f"User {username!r} already exists", field="username")
-    user = User(username=username, password_hash=generate_password_hash(password, method=HASH_METHOD), role=role)
+    user = User(username=username, password_hash=generate_password_hash(password, method=HASH_METHOD), role=role,
+                dag_patterns=limits.dags.text, asset_patterns=limits.assets.text)
     db.session.add(user)
     try:
         db.session.flush()
     except IntegrityError:  # created by someone else since our check; the caller rolls back
         raise Conflict(f"User {username!r} already exists", field="username") from None
-    audit.record(actor, "user.create", username, f"role {role}")
+    audit.record(actor, "user.create", username, f"role {role}, {limits.describe()}")
     return user
 
 
@@ -91,6 +94,13 @@ def set_role(user: User, role: str, *, actor: str) -> None:
     before, user.role = user.role, role
     ended = sessions.end_all(user.id)
     audit.record(actor, "user.set_role", user.username, f"{before} -> {role}; {ended} sessions ended")
+
+
+def set_limits(user: User, *, dags: str | None = None, assets: str | None = None, actor: str) -> None:
+    """Change the DAGs and assets a user sees; pages follow at their next request."""
+    changed = name_patterns.change(user, dags=dags, assets=assets)
+    if changed:
+        audit.record(actor, "user.set_limits", user.username, changed)
 
 
 def disable(user: User, *, actor: str) -> None:
@@ -148,4 +158,5 @@ def logged_in() -> User | None:
 
 
 def principal(user: User) -> roles.Principal:
-    return roles.Principal(user.username, user.role)
+    limits = name_patterns.Limits.of(user)
+    return roles.Principal(user.username, user.role, limits.dags, limits.assets)

@@ -10,6 +10,20 @@ from flask.cli import with_appcontext
 from ..auth.roles import KEY_ROLES, ROLES
 from ..transactions import committed
 
+# The DAGs and assets a person or API key may see: the same two options everywhere.
+DAGS_HELP = ("DAG ids it may see: patterns with * and ?, comma-separated ('etl_*,ml_*'); others answer 404. "
+             "Default: every DAG")
+ASSETS_HELP = "asset names it may see, as --dags. Default: every asset"
+
+
+def limit_options(command):
+    command = click.option("--assets", default=None, metavar="PATTERNS", help=ASSETS_HELP)(command)
+    return click.option("--dags", default=None, metavar="PATTERNS", help=DAGS_HELP)(command)
+
+
+def _limits_text(record) -> str:
+    return f"dags {record.dag_patterns or '*'}, assets {record.asset_patterns or '*'}"
+
 
 @click.group("api-keys", help="Manage admin API keys.")
 def api_keys_group() -> None:
@@ -19,14 +33,18 @@ def api_keys_group() -> None:
 @api_keys_group.command("create")
 @click.argument("name")
 @click.option("--role", type=click.Choice(KEY_ROLES), default="admin", show_default=True,
-              help="viewer, editor, admin as for people; service: the service API only (Airflow's backend).")
+              help="viewer, editor, admin as for people; service: the service API only (Airflow's backend); "
+                   "metrics: /metrics only (a Prometheus server).")
+@limit_options
 @with_appcontext
-def create_api_key(name: str, role: str) -> None:
+def create_api_key(name: str, role: str, dags: str | None, assets: str | None) -> None:
     """Create an admin API key; the key is printed once, alone on the last line."""
-    from ..auth import api_keys
+    from ..auth import api_keys, name_patterns
 
-    record, key = committed(lambda: api_keys.create(name, role))
-    click.echo(f"Created API key {record.name!r} with role {record.role}. Store it now; it is not shown again:")
+    limits = name_patterns.Limits.parse(dags, assets)
+    record, key = committed(lambda: api_keys.create(name, role, limits=limits))
+    click.echo(f"Created API key {record.name!r} with role {record.role} ({_limits_text(record)}). "
+               "Store it now; it is not shown again:")
     click.echo(key)
 
 
@@ -36,10 +54,27 @@ def list_api_keys() -> None:
     """Every API key: name, the prefix that tells it apart, role, created, last used, revoked."""
     from ..auth import api_keys
 
-    click.echo("name\tprefix\trole\tcreated\tlast used\trevoked")
+    click.echo("name\tprefix\trole\tdags\tassets\tcreated\tlast used\trevoked")
     for record in api_keys.list_all():
-        click.echo("\t".join((record.name, record.prefix + "…", record.role, _when(record.created_at),
+        click.echo("\t".join((record.name, record.prefix + "…", record.role, record.dag_patterns or "*",
+                              record.asset_patterns or "*", _when(record.created_at),
                               _when(record.last_used_at), _when(record.revoked_at))))
+
+
+@api_keys_group.command("limit")
+@click.argument("name_or_prefix")
+@limit_options
+@with_appcontext
+def limit_api_key(name_or_prefix: str, dags: str | None, assets: str | None) -> None:
+    """Change the DAGs and assets a key may see (each option given replaces its patterns; '*' for all)."""
+    from ..auth import api_keys
+
+    def change():
+        record = api_keys.find(name_or_prefix)
+        api_keys.set_limits(record, dags=dags, assets=assets, actor="cli")
+        return f"API key {record.name!r} now sees {_limits_text(record)}"
+
+    click.echo(committed(change))
 
 
 @api_keys_group.command("revoke")
@@ -87,9 +122,10 @@ def list_users() -> None:
     """Every user: name, role, created, disabled."""
     from ..auth import users
 
-    click.echo("username\trole\tcreated\tdisabled")
+    click.echo("username\trole\tdags\tassets\tcreated\tdisabled")
     for user in users.list_all():
-        click.echo("\t".join((user.username, user.role, _when(user.created_at), _when(user.disabled_at))))
+        click.echo("\t".join((user.username, user.role, user.dag_patterns or "*", user.asset_patterns or "*",
+                              _when(user.created_at), _when(user.disabled_at))))
 
 
 def _user_change(describe: str, change) -> None:
@@ -172,12 +208,30 @@ def _read_password(from_stdin: bool) -> str:
 @click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True,
               help="viewer reads; editor also changes keys; admin also manages users and API keys.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@limit_options
 @with_appcontext
-def create_user(name: str, role: str, password_stdin: bool) -> None:
+def create_user(name: str, role: str, password_stdin: bool, dags: str | None, assets: str | None) -> None:
     """Create a UI user; asks for the password twice unless --password-stdin."""
+    from ..auth import name_patterns, users
+
+    limits = name_patterns.Limits.parse(dags, assets)  # refused before the password is asked
+    password = _read_password(password_stdin)
+    user = committed(lambda: users.create(name, password, role, actor="cli", limits=limits))
+    click.echo(f"Created user {user.username!r} with role {user.role} ({_limits_text(user)})")
+
+
+@users_group.command("limit")
+@click.argument("name")
+@limit_options
+@with_appcontext
+def limit_user(name: str, dags: str | None, assets: str | None) -> None:
+    """Change the DAGs and assets a user sees, from their next page (each option given replaces its patterns)."""
     from ..auth import users
 
-    password = _read_password(password_stdin)
-    user = committed(lambda: users.create(name, password, role, actor="cli"))
-    click.echo(f"Created user {user.username!r} with role {user.role}")
+    def change():
+        user = users.require(name)
+        users.set_limits(user, dags=dags, assets=assets, actor="cli")
+        return f"User {user.username!r} now sees {_limits_text(user)}"
+
+    click.echo(committed(change))
 

@@ -13,7 +13,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .. import store
+from .. import clean_runs, store
 from ..transactions import committed
 from .access import _when
 
@@ -175,9 +175,11 @@ def clean_command(dry_run: bool, runs_older_than: timedelta | None) -> None:
         click.echo(f"{count} expired keys would be deleted")
         return
     batch_size = settings.cleanup_batch_size
+    started = time.monotonic()
     with Progress("Deleting expired keys", store.count_expired(), "keys") as progress:
         total, batches = _paced(store.delete_expired(batch_size=batch_size), settings, progress)
     orphans = sum(store.delete_orphaned_asset_keys(batch_size=batch_size))
+    clean_runs.record(clean_runs.EXPIRED_KEYS, total + orphans, time.monotonic() - started)
     click.echo(f"Deleted {total} expired keys in {batches} batches of at most {batch_size}"
                + (f", and {orphans} keys of deleted assets" if orphans else ""))
 
@@ -196,8 +198,10 @@ def _purge_runs(age: timedelta, dry_run: bool, settings) -> None:
         return
     # A run's batch deletes its task instances and keys too: batches of runs are a tenth of clean's.
     batch_size = max(1, settings.cleanup_batch_size // 10)
+    started = time.monotonic()
     with Progress("Deleting old runs", lifecycle.count_runs_to_purge(cutoff), "runs") as progress:
         total, batches = _paced(lifecycle.purge_runs(cutoff, batch_size=batch_size), settings, progress)
+    clean_runs.record(clean_runs.OLD_RUNS, total, time.monotonic() - started)
     click.echo(f"Deleted {total} runs with no activity since {cutoff.isoformat()} (with their task instances, "
                f"keys and history) in {batches} batches of at most {batch_size}")
 

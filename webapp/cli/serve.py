@@ -3,6 +3,7 @@ configured."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from flask import Flask
 
 from ..extensions import db
 from ..transactions import committed
+
+log = logging.getLogger(__name__)
 
 
 def _demo_overrides(instance_path: Path) -> dict:
@@ -33,8 +36,14 @@ def _prepare_demo(app: Flask, instance_path: Path, base_url: str) -> None:
     from .. import demo, runs
     from ..auth import api_keys
 
+    root = logging.getLogger()
+    configured = (root.level, list(root.handlers))
     with app.app_context():
         upgrade()
+        # Alembic's logging configuration gave the root logger a handler of its own: the app's
+        # records would reach stderr twice.
+        root.setLevel(configured[0])
+        root.handlers[:] = configured[1]
         if not runs.dag_summaries(limit=1, offset=0).total:
             committed(demo.load)
         key_file = instance_path / "demo-api-key"
@@ -80,15 +89,21 @@ def _demo_admin_user(instance_path: Path) -> tuple[str, str]:
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
 def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, access_log: bool) -> None:
     """Serve the app with gunicorn (a production WSGI server)."""
-    from .. import create_app, instance_folder, serving
+    from .. import create_app, instance_folder, metrics, request_log, serving
 
     base_url = f"http://{host}:{port}"
     overrides = _demo_overrides(instance_folder()) if demo else {}
-    app = create_app(overrides)
-    if demo:
-        _prepare_demo(app, instance_folder(), base_url)
-    with app.app_context():
-        db.engine.dispose()  # no connection may cross the fork into the workers
+    # Before the first app counts anything, and before the fork: every worker writes its metrics there.
+    with metrics.multiprocess_directory() as directory:
+        app = create_app(overrides)
+        if app.config["TASKSTORE"].metrics != "off":
+            log.info("metrics: each worker process writes its figures to %s", directory)
+        if demo:
+            _prepare_demo(app, instance_folder(), base_url)
+        with app.app_context():
+            db.engine.dispose()  # no connection may cross the fork into the workers
 
-    serving.run_gunicorn(lambda: create_app(overrides), host=host, port=port, workers=workers, threads=threads,
-                         access_log=access_log)
+        serving.run_gunicorn(lambda: create_app(overrides), host=host, port=port, workers=workers, threads=threads,
+                             access_log=access_log, worker_started=metrics.start_flushing,
+                             worker_exited=metrics.process_exited,
+                             log_formatter=request_log.formatter_for(app.config["TASKSTORE"]))

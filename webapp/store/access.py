@@ -4,7 +4,11 @@ lookup included; a delete looks the scope up only when nothing was deleted; a cl
 it up first.
 
 The statements are built once per address and database, with bind parameters, over the
-tables (not ORM entities): a worker call constructs no SQL and goes through no ORM layer."""
+tables (not ORM entities): a worker call constructs no SQL and goes through no ORM layer.
+
+Each operation counts itself once its statement ran (``metrics.count_store_operation``), here
+and in ``edits``: a read, delete or clear whatever it found, a write when it wrote; a
+transaction retried after a deadlock counts again."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, literal, or_, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from .. import metrics
 from ..errors import KeyNotFound
 from ..extensions import db
 from ..models import utcnow
@@ -117,6 +122,7 @@ def read_value_json(address: Address, key: str, now: datetime | None = None, *,
     connection = _connection(connection)
     row = connection.execute(
         _statements(address)["read"], {**address.bind(**names), "key": key, "now": now or utcnow()}).first()
+    metrics.count_store_operation("read", address.kind.name)
     if row is None:
         raise address.not_found(connection, **names)
     if row.value is None:
@@ -133,13 +139,16 @@ def write(address: Address, key: str, encoded_value: str, expires_at: datetime |
                   "expires_at": expires_at}
     if connection.execute(_upsert(address, connection.dialect.name), parameters).rowcount == 0:
         raise address.not_found(connection, **names)
+    metrics.count_store_operation("write", address.kind.name)
 
 
 def delete_key(address: Address, key: str, *, connection: Connection | None = None, **names: Any) -> bool:
     """Deleting a key that is not there is fine (False); an unknown scope is NotFound."""
     validate_key(key)
     connection = _connection(connection)
-    if connection.execute(_statements(address)["delete"], {**address.bind(**names), "key": key}).rowcount > 0:
+    deleted = connection.execute(_statements(address)["delete"], {**address.bind(**names), "key": key}).rowcount
+    metrics.count_store_operation("delete", address.kind.name)
+    if deleted > 0:
         return True
     find(address, connection, **names)  # NotFound for an unknown scope
     return False
@@ -154,4 +163,6 @@ def clear_addressed(address: Address, *, connection: Connection | None = None, *
 def clear(scope: Scope, *, connection: Connection | None = None) -> int:
     """Every key of a resolved scope (expired ones too), without history: for the system's
     own clears (``clear_on_success``). People's clears go through ``edits.clear_entries``."""
-    return _connection(connection).execute(delete(scope.kind.table).where(scope.condition())).rowcount
+    cleared = _connection(connection).execute(delete(scope.kind.table).where(scope.condition())).rowcount
+    metrics.count_store_operation("clear", scope.kind.name)
+    return cleared

@@ -50,6 +50,7 @@ ASSET_KEYS = ScopeKind(
     writer_columns=WRITER_COLUMNS,
     written_by_actor=lambda actor: written_by("api", name=actor),
     describe_writer=describe_writer,
+    permission_label="asset_name",
 )
 
 

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select, tuple_
 
+from ..auth import name_patterns
 from ..extensions import db
 from ..models import AssetState, TaskState
 from .access import live_condition
@@ -79,11 +80,13 @@ def asset_key_summaries(asset_ids: list[int]) -> dict[int, tuple[int, datetime |
     return {asset_id: (count, at, writers.get(asset_id)) for asset_id, (count, at) in counts.items()}
 
 
-def asset_keys_written_by(dag_id: str, run_id: str, task_id: str, map_index: int) -> list:
-    """The asset keys a task instance wrote last: asset id and name, key, updated_at."""
+def asset_keys_written_by(dag_id: str, run_id: str, task_id: str, map_index: int, *, visible=None) -> list:
+    """The asset keys a task instance wrote last: asset id and name, key, updated_at (only of
+    the assets ``visible`` allows)."""
     return db.session.execute(
         select(AssetState.asset_id, AssetState.asset_name, AssetState.key, AssetState.updated_at)
         .where(AssetState.written_by_dag_id == dag_id, AssetState.written_by_run_id == run_id,
-               AssetState.written_by_task_id == task_id, AssetState.written_by_map_index == map_index)
+               AssetState.written_by_task_id == task_id, AssetState.written_by_map_index == map_index,
+               *name_patterns.where(visible, AssetState.asset_name))
         .order_by(AssetState.asset_name, AssetState.key).limit(COUNT_CAP)
     ).all()

@@ -5,7 +5,9 @@ People edit keys while workers write them. Each edit may name the row version it
 on (``If-Match``: an ETag of row id and version) and is refused with 412 when the row moved
 on; without one, an edit that finds the row rewritten between its read and its write reads
 again. Every edit records itself in the history in the same transaction, with the entry
-before and after, and only when it changed something."""
+before and after, and only when it changed something. Each counts as one store operation
+(``metrics.count_store_operation``): a read (one key, or a listing), write, delete or clear;
+the reads an edit makes of the key it changes are part of it."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from .. import metrics
 from ..errors import Conflict, InvalidInput, KeyNotFound, PreconditionFailed
 from ..extensions import db
 from ..models import utcnow
@@ -60,7 +63,9 @@ def current_entry(scope: Scope, key: str, now: datetime | None = None) -> Entry 
 
 
 def get_entry(scope: Scope, key: str, now: datetime | None = None) -> Entry:
+    """A person's or tool's read of one key (counted as a read); KeyNotFound when it is not there."""
     entry = current_entry(scope, key, now)
+    metrics.count_store_operation("read", scope.kind.name)
     if entry is None:
         raise KeyNotFound(key)
     return entry
@@ -127,8 +132,12 @@ def _versioned_write(scope: Scope, key: str, values: dict, *, action: str, actor
             if if_match is not None:
                 raise PreconditionFailed(f"Key {key!r} changed while saving", current_entry(scope, key, now)) from None
             continue
-        change = Change(before, get_entry(scope, key, now))
+        after = current_entry(scope, key, now)
+        if after is None:  # what get_entry said before it counted reads; not expected right after the write
+            raise KeyNotFound(key)
+        change = Change(before, after)
         history.record(scope, key, change, actor=actor, action=action)
+        metrics.count_store_operation("write", scope.kind.name)
         return change
     raise PreconditionFailed(f"Key {key!r} kept changing while saving; try again", current_entry(scope, key, now))
 
@@ -190,6 +199,7 @@ def delete_entry(scope: Scope, key: str, *, actor: str, if_match: str | None = N
         before = current_entry(scope, key, now)
         _check_precondition(key, before, if_match)
         if before is None:
+            metrics.count_store_operation("delete", scope.kind.name)
             return Change(None, None)
         deleted = db.session.execute(
             delete(table).where(table.c.id == before.id, table.c.version == before.version)
@@ -197,6 +207,7 @@ def delete_entry(scope: Scope, key: str, *, actor: str, if_match: str | None = N
         if deleted:
             change = Change(before, None)
             history.record(scope, key, change, actor=actor, action="delete")
+            metrics.count_store_operation("delete", scope.kind.name)
             return change
         if if_match is not None:
             raise PreconditionFailed(f"Key {key!r} changed while deleting", current_entry(scope, key, now))
@@ -218,6 +229,7 @@ def clear_entries(scope: Scope, *, actor: str) -> int:
         if rows:
             db.session.execute(delete(table).where(table.c.id.in_([row.id for row in rows])))
     history.record_cleared(scope, rows, actor=actor)
+    metrics.count_store_operation("clear", kind.name)
     return len(rows)
 
 
@@ -232,5 +244,6 @@ def list_entries(scope: Scope, *, limit: int, offset: int = 0, include_expired: 
     rows = db.session.execute(
         select(*_entry_columns(kind)).where(*conditions).order_by(kind.column("key")).limit(limit).offset(offset)
     ).all()
+    metrics.count_store_operation("read", kind.name)
     return [_entry(kind, row) for row in rows], total
 

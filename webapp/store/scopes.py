@@ -50,6 +50,8 @@ class ScopeKind:
     # Columns a key must share with its scope to be handed to it (NULL matching NULL): a row
     # that differs is kept but set aside (task keys: the mapped index's input, ``map_key``).
     fence: tuple[str, ...] = ()
+    # The label a person's or API key's name patterns limit (``auth.name_patterns``).
+    permission_label: str = "dag_id"
 
     @property
     def row_columns(self) -> tuple[str, ...]:

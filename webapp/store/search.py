@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, column, inspect, literal_column, select, table
 
+from ..auth import name_patterns
 from ..extensions import db
 from .access import live_condition
 from .counting import capped_count
@@ -25,7 +26,7 @@ class KeyHit:
 
 
 def search_keys(substring: str, *, kind: ScopeKind = TASK_KEYS, within: dict[str, Any] | None = None, limit: int,
-                offset: int = 0, now: datetime | None = None) -> tuple[list[KeyHit], int]:
+                offset: int = 0, now: datetime | None = None, visible=None) -> tuple[list[KeyHit], int]:
     """Live keys of a kind whose name contains ``substring``, ignoring case, across all its
     scopes (or those whose labels match ``within``, e.g. one DAG's), newest first; one page
     and the total (capped).
@@ -44,6 +45,7 @@ def search_keys(substring: str, *, kind: ScopeKind = TASK_KEYS, within: dict[str
     source, conditions, newest_first = _matching(kind, substring)
     conditions.append(live_condition(now, kind))
     conditions += [kind.column(name) == value for name, value in (within or {}).items()]
+    conditions += name_patterns.where(visible, kind.column(kind.permission_label))  # whose the caller may see
     labels = [kind.column(name) for name in kind.labels]
     rows = db.session.execute(
         select(*labels, kind.column("key"), kind.column("value"), kind.column("updated_at"),

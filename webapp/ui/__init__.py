@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, g, redirect, request, url_for
 
-from ..auth import users
+from ..auth import users, visibility
 from . import helpers
 
 bp = Blueprint("ui", __name__)
@@ -22,6 +22,8 @@ def load_user():
     g.user = users.logged_in()
     if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
         return redirect(url_for("ui.login", next=request.full_path.removesuffix("?")))
+    if g.user is not None:
+        visibility.check_route(users.principal(g.user), request.view_args)
     return None
 
 

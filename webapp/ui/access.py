@@ -14,7 +14,7 @@ from ..models import utcnow
 from ..transactions import committed
 from . import bp
 from .auth_views import EmptyForm
-from .helpers import actor, breadcrumbs, require_role
+from .helpers import actor, breadcrumbs, principal
 
 AUDIT_ROWS = 50
 
@@ -25,7 +25,7 @@ class RoleForm(EmptyForm):
 
 @bp.get("/access")
 def access():
-    require_role("admin")
+    principal().require_access_admin()
     events, total = audit.latest(AUDIT_ROWS)
     return render_template("access.html", users=users.list_all(), api_keys=api_keys.list_all(), events=events,
                            now=utcnow(),
@@ -50,7 +50,7 @@ KEY_ACTIONS = {
 
 @bp.post("/access/users/<username>/<action>")
 def change_user(username: str, action: str):
-    require_role("admin")
+    principal().require_access_admin()
     if action == "role":
         form = RoleForm()
         if not form.validate():
@@ -66,7 +66,7 @@ def change_user(username: str, action: str):
 
 @bp.post("/access/api-keys/<int:key_id>/<action>")
 def change_api_key(key_id: int, action: str):
-    require_role("admin")
+    principal().require_access_admin()
     if action not in KEY_ACTIONS:
         abort(404)
     return _apply(lambda: KEY_ACTIONS[action](api_keys.get(key_id), actor()), f"API key {action}d")

@@ -10,7 +10,7 @@ from functools import partial
 from flask import g, request, url_for
 
 from .. import http, store
-from ..auth import users
+from ..auth import roles, users
 from . import formatting
 from .forms import EXTEND_BY
 
@@ -27,19 +27,29 @@ def is_htmx() -> bool:
     return http.is_htmx()
 
 
+def principal() -> roles.Principal:
+    """The logged-in person: role, and the DAGs and assets they may see."""
+    return users.principal(g.user)
+
+
 def has_role(role: str) -> bool:
     """Whether the logged-in person may do this: templates show edit controls to editors only."""
-    return g.user is not None and users.principal(g.user).has(role)
+    return g.user is not None and principal().has(role)
+
+
+def manages_access() -> bool:
+    """Whether the Access page is theirs: an admin who sees every DAG and asset."""
+    return g.user is not None and principal().has("admin") and principal().unrestricted
 
 
 def require_role(role: str) -> None:
     """For the editing views: viewers may read, editors change keys, admins do everything."""
-    users.principal(g.user).require(role)
+    principal().require(role)
 
 
 def actor() -> str:
     """Who the history names for this request's changes."""
-    return users.principal(g.user).name
+    return principal().name
 
 
 def key_arg() -> str:
@@ -76,7 +86,7 @@ def breadcrumbs_of(ti):
 def register(bp) -> None:
     """Template globals and the Vary header, on the UI blueprint."""
     formatting.register(bp)
-    for function in (has_role, page_url):
+    for function in (has_role, manages_access, page_url):
         bp.add_app_template_global(function)
     # The Extend buttons offer exactly the choices the server accepts.
     bp.add_app_template_global([(by, label) for by, (label, _delta) in EXTEND_BY.items()], "extend_choices")

@@ -28,7 +28,7 @@ from markupsafe import Markup
 from .. import assets, lifecycle, runs, store
 from . import bp
 from .forms import MoveSetAsideForm
-from .helpers import TI, breadcrumbs, breadcrumbs_of, int_arg, require_role
+from .helpers import TI, breadcrumbs, breadcrumbs_of, int_arg, principal, require_role
 
 ASSET = "/assets/<int:asset_id>"  # an asset's pages; by id: names may hold "/", "?" or "#"
 ASSET_WRITES_SHOWN = 20
@@ -156,7 +156,8 @@ class TaskInstanceOwner(Owner):
 
     def page_context(self) -> dict[str, Any]:
         ti = self.ti
-        writes = store.asset_keys_written_by(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+        writes = store.asset_keys_written_by(ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
+                                             visible=principal().assets)
         return {"ti": ti, "asset_writes": writes[:ASSET_WRITES_SHOWN], "asset_writes_total": len(writes),
                 "tries": lifecycle.tries(ti), "set_aside": store.list_set_aside(self.scope),
                 "move_form": MoveSetAsideForm(formdata=None)}

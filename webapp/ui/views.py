@@ -8,7 +8,7 @@ from flask import render_template, request
 
 from .. import runs
 from . import bp
-from .helpers import breadcrumbs, int_arg
+from .helpers import breadcrumbs, int_arg, principal
 
 DAGS_PER_PAGE = 100
 RUNS_PER_PAGE = 50
@@ -18,7 +18,7 @@ TASK_INSTANCES_PER_PAGE = 200
 @bp.get("/")
 def dags():
     offset = int_arg("offset", 0, 0)
-    page = runs.dag_summaries(DAGS_PER_PAGE, offset)
+    page = runs.dag_summaries(DAGS_PER_PAGE, offset, visible=principal().dags)
     return render_template("dags.html", page=page, offset=offset, limit=DAGS_PER_PAGE, crumbs=breadcrumbs())
 
 
