@@ -13,6 +13,8 @@ worker session) at each concurrency against ``taskstore serve`` on SQLite and Po
 constant-JSON Flask endpoint under the same gunicorn settings, bench/floor_app.py) and, with
 ``--airflow on``, Apache Airflow 3.3.2's execution API with the same wrk script and settings.
 Part "scale": bench/scale.py (100k runs / 1M keys, page timings, clean under write load).
+Part "purge": the same data, keys dated at their run, then ``taskstore clean --runs-older-than``
+under write load.
 
 Measuring Airflow needs Airflow's baseline setup, which is not part of this repository:
 ``--airflow-baseline-dir DIR`` (or the environment variable AIRFLOW_BASELINE_DIR) names the directory
@@ -76,7 +78,7 @@ SETTINGS: dict[str, str] = {}  # --setting: extra TASKSTORE_* variables for our 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="load,scale", help="load,scale (default both)")
+    ap.add_argument("--parts", default="load,scale", help="load,scale,purge (default load,scale)")
     ap.add_argument("--dbs", default="sqlite,pg", help="sqlite,pg")
     ap.add_argument("--conc", default="1,8,32", help="concurrent connections, comma-separated")
     ap.add_argument("--ops", default=",".join(OPS_ORDER),
@@ -113,6 +115,7 @@ def parse_args(argv=None):
     ap.add_argument("--clean-idle-seconds", type=float, default=8)
     ap.add_argument("--clean-batch-size", type=int, default=None,
                     help="TASKSTORE_CLEANUP_BATCH_SIZE for taskstore clean (default: the app's, 1000)")
+    ap.add_argument("--purge-age", default="90d", help="the purge part's --runs-older-than")
     ap.add_argument("--clean-same-expiry", action="store_true",
                     help="give all expired rows one expires_at (worst case for the cleanup's ORDER BY)")
     args = ap.parse_args(argv)
@@ -407,6 +410,11 @@ def main(argv=None) -> int:
 
                 for db in args.scale_dbs:
                     result["scale"].append(scale.run_scale(db, args, log_dir))
+            if "purge" in args.parts:
+                import scale
+
+                for db in args.scale_dbs:
+                    result["scale"].append(scale.run_purge(db, args, log_dir))
     finally:
         result["elapsed_s"] = round(time.monotonic() - started, 1)
         measured["finished_utc"] = utc_now()

@@ -156,58 +156,117 @@ def expire_generated(url: str, same_expiry: bool = False) -> tuple[int, float]:
     return rows, time.monotonic() - t0
 
 
+def _command_under_load(server, token: str, ti: str, conc: int, command: list[str], env: dict) -> dict:
+    """Run ``command`` while wrk PUTs at ``conc`` connections (started 1 s before, stopped by
+    SIGINT when the command ends): the command's time and output, and the workers' figures."""
+    wrk_env = dict(env, OP="put", TOKEN=token, TI=ti, BASE="/execution", PREFIX="during", START="0", SEEDED="-1")
+    bound = 600
+    load = subprocess.Popen(["wrk", "-t1", f"-c{conc}", f"-d{bound}s", "--timeout", "30s", "-s", str(LUA),
+                             server.base_url], env=wrk_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        time.sleep(1)
+        t0 = time.monotonic()
+        out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=bound - 5)
+        seconds = time.monotonic() - t0
+    finally:
+        if load.poll() is None:
+            load.send_signal(signal.SIGINT)
+        try:
+            stdout, stderr = load.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            load.kill()
+            stdout, stderr = load.communicate()
+    during = parse_wrk(stdout, stderr)
+    during["errors"] = count_errors(during, {204})
+    return {"seconds": round(seconds, 1), "exit": out.returncode,
+            "message": (out.stdout.strip().splitlines() or [""])[-1], "stderr": out.stderr[-2000:],
+            "during": _brief(during)}
+
+
+def _idle_puts(server, token: str, ti: str, conc: int, seconds: float) -> dict:
+    wrk(server.base_url, op="put", conc=conc, duration=1, token=token, ti=ti, prefix="warm")
+    idle = wrk(server.base_url, op="put", conc=conc, duration=seconds, token=token, ti=ti, prefix="idle")
+    idle["errors"] = count_errors(idle, {204})
+    return _brief(idle)
+
+
+def _count(url: str, sql: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        value = conn.execute(text(sql)).scalar()
+    engine.dispose()
+    return value
+
+
 def clean_under_load(url: str, env: dict, args, log_dir: Path, label: str) -> dict:
     api_key = env.pop("_API_KEY")
     server = start_taskstore(env, args.port + 2, args.workers, args.threads, log_dir / f"taskstore-scale-{label}.log")
     try:
         ti, token = create_bench_ti(server, api_key, env)
         conc = args.clean_conc
-        wrk(server.base_url, op="put", conc=conc, duration=1, token=token, ti=ti, prefix="warm")
-        idle = wrk(server.base_url, op="put", conc=conc, duration=args.clean_idle_seconds, token=token, ti=ti,
-                   prefix="idle")
-        idle["errors"] = count_errors(idle, {204})
+        idle = _idle_puts(server, token, ti, conc, args.clean_idle_seconds)
         log(f"clean[{label}]: idle PUT c={conc} {idle['rps']:.0f} req/s p99 {idle['p99_ms']:.1f} ms")
         expired, expire_s = expire_generated(url, args.clean_same_expiry)
         log(f"clean[{label}]: {expired} rows made expired in {expire_s:.1f} s; starting wrk + taskstore clean")
-        wrk_env = dict(env, OP="put", TOKEN=token, TI=ti, BASE="/execution", PREFIX="during", START="0", SEEDED="-1")
-        bound = 600
-        load = subprocess.Popen(["wrk", "-t1", f"-c{conc}", f"-d{bound}s", "--timeout", "30s", "-s", str(LUA),
-                                 server.base_url], env=wrk_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
-        try:
-            time.sleep(1)
-            t0 = time.monotonic()
-            clean_env = env
-            if args.clean_batch_size:
-                clean_env = dict(env, TASKSTORE_CLEANUP_BATCH_SIZE=str(args.clean_batch_size))
-            clean_out = subprocess.run([TASKSTORE, "clean"], env=clean_env, capture_output=True, text=True,
-                                       timeout=bound - 5)
-            clean_s = time.monotonic() - t0
-        finally:
-            if load.poll() is None:
-                load.send_signal(signal.SIGINT)
-            try:
-                stdout, stderr = load.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                load.kill()
-                stdout, stderr = load.communicate()
-        during = parse_wrk(stdout, stderr)
-        during["errors"] = count_errors(during, {204})
-        message = (clean_out.stdout.strip().splitlines() or [""])[-1]
-        log(f"clean[{label}]: {message!r} in {clean_s:.1f} s (exit {clean_out.returncode}); during: "
+        clean_env = env
+        if args.clean_batch_size:
+            clean_env = dict(env, TASKSTORE_CLEANUP_BATCH_SIZE=str(args.clean_batch_size))
+        done = _command_under_load(server, token, ti, conc, [TASKSTORE, "clean"], clean_env)
+        during = done["during"]
+        log(f"clean[{label}]: {done['message']!r} in {done['seconds']:.1f} s (exit {done['exit']}); during: "
             f"{during['rps']:.0f} req/s p99 {during['p99_ms']:.1f} ms errors {during['errors']}")
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(url)
-        with engine.connect() as conn:
-            left = conn.execute(text("SELECT count(*) FROM task_state WHERE dag_id LIKE 'gen\\_dag\\_%' ESCAPE '\\'")
-                                ).scalar()
-        engine.dispose()
+        left = _count(url, "SELECT count(*) FROM task_state WHERE dag_id LIKE 'gen\\_dag\\_%' ESCAPE '\\'")
         return {"same_expiry": args.clean_same_expiry, "expired_rows": expired, "expire_setup_s": round(expire_s, 1),
-                "clean_s": round(clean_s, 1),
-                "clean_exit": clean_out.returncode, "clean_message": message,
-                "clean_stderr": clean_out.stderr[-2000:], "rows_left": left, "conc": conc,
-                "idle": _brief(idle), "during": _brief(during)}
+                "clean_s": done["seconds"], "clean_exit": done["exit"], "clean_message": done["message"],
+                "clean_stderr": done["stderr"], "rows_left": left, "conc": conc, "idle": idle, "during": during}
+    finally:
+        server.stop()
+
+
+def _runs_and_keys(url: str) -> dict:
+    generated = "WHERE dag_id LIKE 'gen\\_dag\\_%' ESCAPE '\\'"  # not the bench task instance's PUTs
+    return {"runs": _count(url, f"SELECT count(*) FROM dag_run {generated}"),
+            "keys": _count(url, f"SELECT count(*) FROM task_state {generated}")}
+
+
+def age_generated_keys(url: str) -> float:
+    """Date each generated key's last change at its run's logical date, as if written while the
+    run ran (the generator stamps them now, which would keep every run from being purged)."""
+    from sqlalchemy import create_engine, text
+
+    t0 = time.monotonic()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE task_state SET updated_at = (SELECT r.logical_date FROM dag_run r "
+                          "WHERE r.id = task_state.dag_run_id) WHERE dag_id LIKE 'gen\\_dag\\_%' ESCAPE '\\'"))
+    engine.dispose()
+    return time.monotonic() - t0
+
+
+def purge_under_load(url: str, env: dict, args, log_dir: Path, label: str) -> dict:
+    """``taskstore clean --runs-older-than AGE`` on the generated runs (hourly, the oldest years
+    back) while wrk PUTs: how long, how many runs and keys went, and the workers' p99."""
+    api_key = env.pop("_API_KEY")
+    age_s = age_generated_keys(url)
+    server = start_taskstore(env, args.port + 3, args.workers, args.threads, log_dir / f"taskstore-purge-{label}.log")
+    try:
+        ti, token = create_bench_ti(server, api_key, env)
+        conc = args.clean_conc
+        before = _runs_and_keys(url)
+        idle = _idle_puts(server, token, ti, conc, args.clean_idle_seconds)
+        log(f"purge[{label}]: idle PUT c={conc} {idle['rps']:.0f} req/s p99 {idle['p99_ms']:.1f} ms")
+        done = _command_under_load(server, token, ti, conc,
+                                   [TASKSTORE, "clean", "--runs-older-than", args.purge_age], env)
+        after = _runs_and_keys(url)
+        during = done["during"]
+        log(f"purge[{label}]: {done['message']!r} in {done['seconds']:.1f} s (exit {done['exit']}); during: "
+            f"{during['rps']:.0f} req/s p99 {during['p99_ms']:.1f} ms errors {during['errors']}")
+        return {"age": args.purge_age, "aging_setup_s": round(age_s, 1), "before": before, "after": after,
+                "purge_s": done["seconds"], "purge_exit": done["exit"], "purge_message": done["message"],
+                "purge_stderr": done["stderr"], "conc": conc, "idle": idle, "during": during}
     finally:
         server.stop()
 
@@ -217,25 +276,36 @@ def _brief(r: dict) -> dict:
                                   "duration_us")}
 
 
+def _generated(db: str, args, instance: Path, stack: ExitStack) -> tuple[str, dict, dict]:
+    """A throw-away database filled by the generator: its URL, the server env and what was loaded."""
+    if db == "sqlite":
+        url = f"sqlite:///{instance / 'scale.db'}"
+    else:
+        url = f"{args.pg_url.rstrip('/')}/{stack.enter_context(pg_database(args.pg_url, suffix='_scale'))}"
+    env = taskstore_env(url, str(instance))
+    env["_API_KEY"] = prepare_taskstore_db(env)
+    run([TASKSTORE, "users", "create", ADMIN_USER, "--role", "admin", "--password-stdin"], env=env,
+        input=ADMIN_PASSWORD + "\n")
+    import generate
+
+    log(f"scale[{db}]: generating {args.scale_runs} runs / {args.scale_keys} keys")
+    info = generate.generate(url, runs=args.scale_runs, keys=args.scale_keys)
+    log(f"scale[{db}]: loaded {info['rows']} in {info['load_seconds']} s (+ANALYZE {info['analyze_seconds']} s)")
+    return url, env, info
+
+
 def run_scale(db: str, args, log_dir: Path) -> dict:
     with temp_dir() as instance, ExitStack() as stack:
-        if db == "sqlite":
-            url = f"sqlite:///{instance / 'scale.db'}"
-        else:
-            url = f"{args.pg_url.rstrip('/')}/{stack.enter_context(pg_database(args.pg_url, suffix='_scale'))}"
-        env = taskstore_env(url, str(instance))
-        api_key = prepare_taskstore_db(env)
-        run([TASKSTORE, "users", "create", ADMIN_USER, "--role", "admin", "--password-stdin"], env=env,
-            input=ADMIN_PASSWORD + "\n")
-        import generate
-
-        log(f"scale[{db}]: generating {args.scale_runs} runs / {args.scale_keys} keys")
-        info = generate.generate(url, runs=args.scale_runs, keys=args.scale_keys)
-        log(f"scale[{db}]: loaded {info['rows']} in {info['load_seconds']} s (+ANALYZE {info['analyze_seconds']} s)")
-        pages = time_pages(url, instance, info, api_key, args.scale_repeat)
-        env["_API_KEY"] = api_key
+        url, env, info = _generated(db, args, instance, stack)
+        pages = time_pages(url, instance, info, env["_API_KEY"], args.scale_repeat)
         clean = clean_under_load(url, env, args, log_dir, db)
         return {"db": db, "generate": info, "pages": pages, "clean": clean}
+
+
+def run_purge(db: str, args, log_dir: Path) -> dict:
+    with temp_dir() as instance, ExitStack() as stack:
+        url, env, info = _generated(db, args, instance, stack)
+        return {"db": db, "generate": info, "purge": purge_under_load(url, env, args, log_dir, db)}
 
 
 def tables(results: list[dict]) -> str:
@@ -243,6 +313,9 @@ def tables(results: list[dict]) -> str:
     for res in results:
         db = "SQLite" if res["db"] == "sqlite" else "PostgreSQL"
         g = res["generate"]
+        if "purge" in res:
+            out.append(purge_table(db, g, res["purge"]))
+            continue
         out.append(f"### UI and admin API at scale on {db}\n")
         out.append(f"{g['rows']['dag_run']:,} DAG runs ({g['big_dag_runs']:,} in {g['big_dag']}), "
                    f"{g['rows']['task_instance']:,} task instances, {g['rows']['task_state']:,} keys; generated in "
@@ -273,3 +346,20 @@ def tables(results: list[dict]) -> str:
                    f"p99 during / idle = {ratio:.2f}× "
                    f"(target ≤ 2×: {'yes' if ratio is not None and ratio <= 2 else '**no**'})\n")
     return "\n".join(out)
+
+
+def purge_table(db: str, g: dict, p: dict) -> str:
+    i, d = p["idle"], p["during"]
+    ratio = d["p99_ms"] / i["p99_ms"] if i["p99_ms"] else float("nan")
+    rows = [f"### `taskstore clean --runs-older-than {p['age']}` on {db} under PUT load (c={p['conc']})\n",
+            f"Generated {g['rows']['dag_run']:,} runs (hourly; the oldest years back), "
+            f"{g['rows']['task_instance']:,} task instances, {g['rows']['task_state']:,} keys. "
+            f"Generated rows before: {p['before']['runs']:,} runs / {p['before']['keys']:,} keys; after: "
+            f"{p['after']['runs']:,} / {p['after']['keys']:,}.\n",
+            "| | req/s | p50 ms | p99 ms | max ms | errors |", "|---|---:|---:|---:|---:|---:|"]
+    for label, r in (("workers idle", i), ("workers during the purge", d)):
+        rows.append(f"| {label} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.0f} | "
+                    f"{r['errors']} |")
+    rows.append(f"\npurge: {p['purge_s']} s, exit {p['purge_exit']}, \"{p['purge_message']}\"; "
+                f"p99 during / idle = {ratio:.2f}×\n")
+    return "\n".join(rows)
