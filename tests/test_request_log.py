@@ -183,3 +183,24 @@ def test_the_server_writes_one_json_line_per_request_to_stderr(migrated_database
     get = [line for line in requests if line["request_id"] == echoed]
     assert len(put) == 1 and len(get) == 1, requests
     assert (put[0]["method"], put[0]["route"], put[0]["status"], put[0]["ti_id"]) == ("PUT", WORKER_ROUTE, 204, ti_id)
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_line_written_directly_reads_as_one_that_went_through_logging(make_app, ti_id, worker_auth, capsys,
+                                                                       monkeypatch, log_format):
+    """With no handler but ours (a server), the request hook writes its line itself; with another
+    one listening (pytest's, here) the line goes through logging: the two must read alike."""
+    import logging
+
+    app = make_app(log_format=log_format)
+    client = app.test_client()
+    lines = []
+    for root_handlers in (list(logging.root.handlers), []):
+        monkeypatch.setattr(logging.root, "handlers", root_handlers)
+        capsys.readouterr()
+        client.get(key_url(ti_id, "missing"), headers={**worker_auth(ti_id), "X-Request-ID": "same-id"})
+        [line] = [text for text in capsys.readouterr().err.splitlines() if "webapp.request" in text]
+        lines.append(line)
+    through_logging, direct = lines
+    timestamp = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z|\d+\.\d+ ms|\"duration_ms\": [\d.]+|duration_ms=[\d.]+")
+    assert timestamp.sub("T", direct) == timestamp.sub("T", through_logging)

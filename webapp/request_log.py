@@ -12,8 +12,9 @@ method, the route template, the status, the duration in ms, and who called (a wo
 task instance or watcher; an API key or a person), and the request's metrics
 (``metrics.observe_request``).
 
-The hot path does no more than it must: the line is built only when INFO is on, and metrics
-are observed only when they are on."""
+The hot path does no more than it must: the line is built only when INFO is on, written
+straight to our handler when no other handler would see it (no LogRecord, no handler chain),
+and metrics are observed only when they are on."""
 
 from __future__ import annotations
 
@@ -87,21 +88,26 @@ class JsonFormatter(logging.Formatter):
     piece, with the JSON of repeated strings kept: a request line is most of what is logged."""
 
     def format(self, record: logging.LogRecord) -> str:
-        parts = ['{"time": "', _utc(record.created), '", "level": ', _repeated(record.levelname),
-                 ', "logger": ', _repeated(record.name), ', "message": ', _quote(record.getMessage())]
         values = record.__dict__
-        request_id = values.get("request_id")
+        extra = []
+        if record.exc_info:
+            extra += (', "exception": ', _quote(self.formatException(record.exc_info)))
+        if record.stack_info:
+            extra += (', "stack": ', _quote(self.formatStack(record.stack_info)))
+        return self.line(record.created, record.levelname, record.name, record.getMessage(),
+                         values.get("request_id"), values.get("fields"), "".join(extra))
+
+    @staticmethod
+    def line(created: float, level: str, logger: str, message: str, request_id: str | None,
+             fields: dict | None, tail: str = "") -> str:
+        parts = ['{"time": "', _utc(created), '", "level": ', _repeated(level), ', "logger": ', _repeated(logger),
+                 ', "message": ', _quote(message)]
         if request_id is not None:
             parts += (', "request_id": ', _quote(request_id))
-        fields = values.get("fields")
         if fields:
             for name, value in fields.items():
                 parts += (", ", _repeated(name), ": ", _json(name, value))
-        if record.exc_info:
-            parts += (', "exception": ', _quote(self.formatException(record.exc_info)))
-        if record.stack_info:
-            parts += (', "stack": ', _quote(self.formatStack(record.stack_info)))
-        parts.append("}")
+        parts += (tail, "}")
         return "".join(parts)
 
 
@@ -109,16 +115,21 @@ class TextFormatter(logging.Formatter):
     """``time level logger [request id] message key=value ...``, the traceback below."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = (f"{_utc(record.created)} {record.levelname} {record.name} "
-                f"[{getattr(record, 'request_id', None) or '-'}] {record.getMessage()}")
-        fields = getattr(record, "fields", None)
+        tail = ""
+        if record.exc_info:
+            tail += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            tail += "\n" + self.formatStack(record.stack_info)
+        return self.line(record.created, record.levelname, record.name, record.getMessage(),
+                         getattr(record, "request_id", None), getattr(record, "fields", None), tail)
+
+    @staticmethod
+    def line(created: float, level: str, logger: str, message: str, request_id: str | None,
+             fields: dict | None, tail: str = "") -> str:
+        text = f"{_utc(created)} {level} {logger} [{request_id or '-'}] {message}"
         if fields:
             text += "".join(f" {name}={value}" for name, value in fields.items() if name not in IN_MESSAGE)
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
-        if record.stack_info:
-            text += "\n" + self.formatStack(record.stack_info)
-        return text
+        return text + tail
 
 
 def formatter_for(settings: Settings) -> logging.Formatter:
@@ -153,6 +164,20 @@ class _StderrHandler(logging.StreamHandler):
     def stream(self, _value) -> None:
         pass
 
+    def write_line(self, line: str) -> None:
+        """A line its formatter made already: what ``emit`` does after formatting."""
+        with self.lock:
+            stream = sys.stderr
+            stream.write(line + "\n")
+            stream.flush()
+
+
+# Our handler while it is the only one a request line would reach: the request hook then
+# formats the line itself and hands it over, skipping the LogRecord and the handler chain
+# (most of a line's cost). Anything else listening (a root handler, as pytest's caplog adds,
+# or a handler on a webapp logger) gets the record the usual way.
+_direct: _StderrHandler | None = None
+
 
 def configure_logging(settings: Settings) -> None:
     """One handler on the ``webapp`` logger, in place of any earlier one of ours and Flask's own
@@ -169,6 +194,20 @@ def configure_logging(settings: Settings) -> None:
     handler.addFilter(_RequestId())
     logger.addHandler(handler)
     logger.setLevel(settings.log_level)
+    global _direct
+    _direct = handler
+
+
+def _only_ours() -> _StderrHandler | None:
+    """Our handler, if a request line would reach no other (checked per line: handlers come and go)."""
+    handler = _direct
+    if (handler is None or logging.root.handlers or request_log.handlers or not request_log.propagate
+            or request_log.filters or handler.level > logging.INFO):
+        return None
+    parent = request_log.parent
+    if parent is None or parent.handlers != [handler] or parent.filters:
+        return None
+    return handler
 
 
 # --- each request ----------------------------------------------------------------------------
@@ -231,14 +270,19 @@ def init_app(app: Flask, settings: Settings) -> None:
         if request_log.isEnabledFor(logging.INFO):
             milliseconds = round(seconds * 1000, 2)
             method = request.method
-            # Logger.handle, as Logger.info would, but without looking up the caller's source line
-            # (the same line every time): a third of the cost of a record.
-            record = request_log.makeRecord(REQUEST_LOGGER, logging.INFO, "", 0, LINE, (method, route, status,
-                                                                                       milliseconds), None)
-            record.request_id = request_id
-            record.fields = {"method": method, "route": route, "status": status, "duration_ms": milliseconds,
-                             **_caller()}
-            request_log.handle(record)
+            fields = {"method": method, "route": route, "status": status, "duration_ms": milliseconds, **_caller()}
+            handler = _only_ours()
+            if handler is not None:
+                handler.write_line(handler.formatter.line(time.time(), "INFO", REQUEST_LOGGER, LINE % (
+                    method, route, status, milliseconds), request_id, fields))
+            else:
+                # Logger.handle, as Logger.info would, but without looking up the caller's source
+                # line (the same line every time).
+                record = request_log.makeRecord(REQUEST_LOGGER, logging.INFO, "", 0, LINE,
+                                                (method, route, status, milliseconds), None)
+                record.request_id = request_id
+                record.fields = fields
+                request_log.handle(record)
         return response
 
     # First of every hook: the id exists before anything can fail or log.
