@@ -4,7 +4,11 @@ keys, worker tokens, garbage collection of expired keys and demo data."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -12,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import event, func, inspect, select
 
+from servers import server_env
 from support import key_url, put_key
 from webapp.extensions import db
 from webapp.models import ApiKey, DagRun, TaskInstance, TaskState
@@ -231,6 +236,53 @@ def test_clean_pauses_after_each_batch_in_proportion_to_it(make_app, mixed_keys,
     assert result.exit_code == 0, result.output
     assert "Deleted 5 expired keys in 3 batches" in result.stdout
     assert pauses == [2 * ratio] * 3
+
+
+def test_ctrl_c_between_batches_stops_keeping_the_finished_batches_and_says_how_far(app, make_app, mixed_keys,
+                                                                                   monkeypatch):
+    from webapp.cli import data
+
+    def interrupt(_seconds):  # Ctrl-C during the pause after the first batch
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data, "time", SimpleNamespace(monotonic=lambda: 0.0, sleep=interrupt,
+                                                      perf_counter=lambda: 0.0))
+    result = make_app(cleanup_batch_size=2).test_cli_runner().invoke(args=["clean"])
+    assert result.exit_code == 130, result.output
+    assert "Interrupted: 2 keys done in 1 batches" in result.stderr
+    assert "Deleted" not in result.stdout
+    left = [key for *_names, key in stored_keys(app) if key.startswith("expired/")]
+    assert len(left) == 3  # the first batch is gone, the rest untouched: nothing half-done
+
+
+@pytest.mark.slow
+def test_clean_on_a_terminal_shows_a_bar_with_count_and_rate_and_elsewhere_one_line(
+        migrated_database, instance_path, mixed_keys):
+    env = server_env(migrated_database, instance_path, cleanup_batch_size=2, cleanup_pause_ratio=0)
+    leader, follower = pty.openpty()
+    with subprocess.Popen([sys.executable, "-m", "webapp", "clean"], env=env, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=follower) as process:
+        os.close(follower)
+        terminal = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the other end closed
+                break
+            if not chunk:
+                break
+            terminal += chunk
+        summary = process.stdout.read().decode()
+    os.close(leader)
+    assert process.returncode == 0
+    shown = terminal.decode(errors="replace")
+    assert "Deleting expired keys" in shown and "5/5" in shown and "keys/s" in shown
+    assert summary.strip().splitlines() == ["Deleted 5 expired keys in 3 batches of at most 2"]
+
+    again = subprocess.run([sys.executable, "-m", "webapp", "clean"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0 and again.stderr == ""  # not a terminal: no bar, only the summary
+    assert again.stdout.strip() == "Deleted 0 expired keys in 0 batches of at most 2"
 
 
 def test_clean_dry_run_lists_expired_keys_and_deletes_nothing(app, make_app, mixed_keys):
