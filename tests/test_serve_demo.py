@@ -2,6 +2,7 @@
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ def test_serve_demo_starts_with_data_a_key_and_a_login(tmp_path):
             except httpx.HTTPError:
                 time.sleep(0.3)
         output = log_path.read_text()
+        assert "alembic" not in output  # the migration steps stay quiet unless -v
         key = re.search(r"Admin API key: (\S+)", output).group(1)
         password = re.search(r"Admin UI login: user 'admin', password (\S+)", output).group(1)
         assert f"http://127.0.0.1:{port}/" in output
@@ -46,6 +48,30 @@ def test_serve_demo_starts_with_data_a_key_and_a_login(tmp_path):
             response = browser.post("/login", data={"username": "admin", "password": password, "csrf_token": token})
             assert response.status_code == 302
             assert "spark_daily_aggregation" in browser.get("/").text
+
+        # The banner's export lines point another taskstore command at the demo.
+        exports = [line.strip() for line in output.splitlines() if line.strip().startswith("export TASKSTORE_")]
+        assert len(exports) == 2
+        other = subprocess.run(["bash", "-c", "; ".join(exports) + f"; {sys.executable} -m webapp users list"],
+                               env=env | {"TASKSTORE_INSTANCE_PATH": str(tmp_path / "elsewhere")},
+                               capture_output=True, text=True, timeout=60)
+        assert other.returncode == 0, other.stderr
+        assert re.search(r"^admin\s", other.stdout, re.MULTILINE)
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_serve_on_a_taken_port_says_so_before_anything_else(tmp_path):
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TASKSTORE_")}
+    env["TASKSTORE_INSTANCE_PATH"] = str(tmp_path / "instance")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "webapp", "serve", "--demo", "--port", str(port)], env=env,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1 is taken" in result.stderr and "--port" in result.stderr
+    assert result.stdout == "" and "Admin API key" not in result.stderr
+    assert not (tmp_path / "instance").exists()  # nothing was made

@@ -366,3 +366,16 @@ def test_a_successful_login_forgets_earlier_failures(client, make_user):
     for _ in range(4):
         log_in(client, "alice", "wrong password")
     assert log_in(client, "alice").status_code == 302
+
+
+def test_every_page_names_an_icon_that_is_served(client, login_as, make_run):
+    """Browsers ask for /favicon.ico (a 404 on every page) unless the page names its icon."""
+    make_run()
+    pages = [client.get("/login").get_data(as_text=True)]
+    login_as("viewer", "ivy")
+    pages += [client.get(path).get_data(as_text=True) for path in ("/", "/dags/dag", "/search", "/api/v2/docs")]
+    icons = {re.search(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)"', page).group(1) for page in pages}
+    [icon] = icons
+    response = client.get(icon)
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+    assert response.get_data(as_text=True).startswith("<svg")

@@ -3,8 +3,10 @@ configured."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import secrets
+import socket
 from pathlib import Path
 
 import click
@@ -30,7 +32,21 @@ def _demo_overrides(instance_path: Path) -> dict:
     }
 
 
-def _prepare_demo(app: Flask, instance_path: Path, base_url: str) -> None:
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port another process listens on before printing anything (gunicorn would only
+    say so after the banner, and retry for seconds)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            reason = "is taken" if error.errno == errno.EADDRINUSE else f"cannot be used ({error.strerror})"
+            raise click.ClickException(f"port {port} on {host} {reason}: stop what listens there or choose "
+                                       "another with --port") from None
+
+
+def _prepare_demo(app: Flask, instance_path: Path, base_url: str, *, verbose: bool) -> None:
     from flask_migrate import upgrade
 
     from .. import demo, runs
@@ -39,7 +55,12 @@ def _prepare_demo(app: Flask, instance_path: Path, base_url: str) -> None:
     root = logging.getLogger()
     configured = (root.level, list(root.handlers))
     with app.app_context():
-        upgrade()
+        if not verbose:
+            logging.disable(logging.INFO)  # the migrations' INFO lines, one per step: noise in a demo
+        try:
+            upgrade()
+        finally:
+            logging.disable(logging.NOTSET)
         # Alembic's logging configuration gave the root logger a handler of its own: the app's
         # records would reach stderr twice.
         root.setLevel(configured[0])
@@ -59,6 +80,9 @@ def _prepare_demo(app: Flask, instance_path: Path, base_url: str) -> None:
     click.echo(f"Admin API key: {key}")
     click.echo(f"Admin UI login: user {username!r}, password {password}")
     click.echo(f"Try: curl -H 'Authorization: Bearer {key}' {base_url}/api/v2/dags")
+    click.echo("Point other taskstore commands (in another terminal) at this demo with:")
+    click.echo(f"  export TASKSTORE_DATABASE_URL=sqlite:///{instance_path / 'taskstore-demo.db'}")
+    click.echo(f'  export TASKSTORE_SECRET_KEY="$(cat {instance_path / "demo-secret-key"})"')
 
 
 def _demo_admin_user(instance_path: Path) -> tuple[str, str]:
@@ -87,10 +111,13 @@ def _demo_admin_user(instance_path: Path) -> tuple[str, str]:
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1), help="Threads per process.")
 @click.option("--demo", is_flag=True, help="Use a SQLite file in the instance folder, load demo data if empty.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
-def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, access_log: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="With --demo: show each migration step as it runs.")
+def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, access_log: bool,
+                  verbose: bool) -> None:
     """Serve the app with gunicorn (a production WSGI server)."""
     from .. import create_app, instance_folder, metrics, request_log, serving
 
+    _check_port(host, port)
     base_url = f"http://{host}:{port}"
     overrides = _demo_overrides(instance_folder()) if demo else {}
     # Before the first app counts anything, and before the fork: every worker writes its metrics there.
@@ -99,7 +126,7 @@ def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, 
         if app.config["TASKSTORE"].metrics != "off":
             log.info("metrics: each worker process writes its figures to %s", directory)
         if demo:
-            _prepare_demo(app, instance_folder(), base_url)
+            _prepare_demo(app, instance_folder(), base_url, verbose=verbose)
         with app.app_context():
             db.engine.dispose()  # no connection may cross the fork into the workers
 
