@@ -46,7 +46,7 @@ def _check_port(host: str, port: int) -> None:
                                        "another with --port") from None
 
 
-def _prepare_demo(app: Flask, instance_path: Path, base_url: str, *, verbose: bool) -> None:
+def _prepare_demo(app: Flask, instance_path: Path, base_url: str, *, verbose: bool = False) -> None:
     from flask_migrate import upgrade
 
     from .. import demo, runs
