@@ -49,7 +49,7 @@ def section(html: str, heading_id: str) -> str:
 
 def key_table(html: str) -> list[list[str]]:
     """The rows of a page's key table, header first."""
-    start = html.index('<table class="keys">')
+    start = html.index('<table class="keys sized">')
     return table_rows(html[start:html.index("</table>", start)])
 
 
