@@ -104,3 +104,28 @@ def test_a_long_value_leaves_the_rows_buttons_on_screen_at_1280(browser, live_se
         assert page_overflow(page) <= 0
     finally:
         context.close()
+
+
+def test_dark_mode_follows_the_system_setting(browser, live_server):
+    colours = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(base_url=live_server, color_scheme=scheme)
+        try:
+            page = context.new_page()
+            page.goto("/login")
+            colours[scheme] = page.evaluate("""() => {
+                const style = getComputedStyle(document.documentElement);
+                const input = getComputedStyle(document.querySelector('input[name=username]'));
+                return [style.backgroundColor, style.color, input.backgroundColor];
+            }""")
+        finally:
+            context.close()
+
+    def brightness(rgb: str) -> float:
+        red, green, blue = (int(part) for part in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3])
+        return (red * 299 + green * 587 + blue * 114) / 1000
+
+    light_page, light_text, _ = colours["light"]
+    dark_page, dark_text, dark_input = colours["dark"]
+    assert brightness(light_page) > 200 and brightness(light_text) < 80
+    assert brightness(dark_page) < 40 and brightness(dark_text) > 200 and brightness(dark_input) < 40
