@@ -20,3 +20,16 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     event.detail.shouldSwap = false;
   }
 });
+
+// Typing or pasting a time into "Expires at" means a custom expiry: switch Expiration to Custom
+// (without this script the server refuses a time given with another choice, saying so).
+document.addEventListener("input", (event) => {
+  const field = event.target;
+  if (!(field instanceof HTMLInputElement) || field.name !== "expires_at" || !field.value.trim()) {
+    return;
+  }
+  const choice = field.form && field.form.elements.namedItem("expiration");
+  if (choice instanceof HTMLSelectElement) {
+    choice.value = "custom";
+  }
+});

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -379,3 +379,18 @@ def test_every_page_names_an_icon_that_is_served(client, login_as, make_run):
     response = client.get(icon)
     assert response.status_code == 200 and response.mimetype == "image/svg+xml"
     assert response.get_data(as_text=True).startswith("<svg")
+
+
+@pytest.mark.parametrize("delta, shown", [
+    (timedelta(days=2) - timedelta(seconds=5), "2 days"), (timedelta(days=23), "23 days"),
+    (timedelta(days=30), "30 days"), (timedelta(hours=1, minutes=59), "2 hours"), (timedelta(seconds=90), "2 minutes"),
+    (timedelta(hours=23, minutes=59, seconds=40), "1 day"), (timedelta(days=90), "3 months"),
+    (timedelta(days=400), "1 year"), (timedelta(seconds=30), "30 seconds"), (timedelta(milliseconds=200), "a moment"),
+])
+def test_relative_times_round_to_the_unit_they_show(delta, shown):
+    """A 2-day expiry read "in a day" and 23 days "in a month" with the library this replaced."""
+    from webapp.ui import formatting
+
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    assert formatting.expiry(now + delta, now) == f"in {shown}"
+    assert formatting.ago(now - delta, now) == f"{shown} ago"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from html import unescape
 from urllib.parse import quote
 
@@ -64,9 +64,10 @@ def test_editors_get_the_add_form_with_its_accessible_names(editor):
     assert '<label for="add-value">Value</label>' in html
     assert '<label for="add-expiration">Expiration</label>' in html
     assert '<label for="add-expires-at">Expires at</label>' in html
-    assert 'type="datetime-local"' in html and "in UTC" in html
+    assert 'placeholder="2026-12-31 23:59:59"' in html and "24-hour UTC" in html
     assert '<option selected value="default">Default (30 days)</option>' in html
-    assert '<option value="never">Never</option>' in html and '<option value="custom">Custom</option>' in html
+    assert '<option value="never">Never</option>' in html
+    assert '<option value="custom">Custom (Expires at)</option>' in html
     assert '<button type="submit" class="primary">Add key</button>' in html
     assert ">Clear all keys</button>" in html and "every map index" not in html
 
@@ -133,9 +134,10 @@ def test_add_a_key_that_never_expires_or_at_a_custom_time(editor, stored_rows):
 
 
 @pytest.mark.parametrize("expires_at, message", [
-    ("", "Enter a date and time (UTC) for a custom expiry"),
+    ("", "Enter a date and time (UTC) for a custom expiry, as 2026-12-31 23:59:59"),
     ("2001-01-01T00:00", "Expires at is in the past; delete the key instead"),
-    ("tomorrow", "Not a valid datetime value."),
+    ("tomorrow", "Enter the time as 2026-12-31 23:59:59 (24-hour, UTC)"),
+    ("12/31/2099, 11:59 PM", "Enter the time as 2026-12-31 23:59:59 (24-hour, UTC)"),
 ])
 def test_a_bad_custom_expiry_is_refused_beside_its_field(editor, stored_rows, expires_at, message):
     response = add(editor, "k", "1", expiration="custom", expires_at=expires_at)
@@ -593,3 +595,38 @@ def test_search_page_is_linked_from_every_page_and_pages(login_as, ti_id, worker
     second = viewer.get("/search?q=key&offset=2").text
     assert [row[4] for row in table_rows(second)[1:]] == ["key0"]
     assert "No live key contains “nothing”." in viewer.get("/search?q=nothing").text
+
+
+@pytest.mark.parametrize("expiration", ["default", "never", "1d"])
+def test_a_time_typed_with_another_expiration_is_refused_not_ignored(editor, stored_rows, expiration):
+    response = add(editor, "k", "1", expiration=expiration, expires_at="2099-05-05 10:00:00")
+    assert response.status_code == 422
+    assert ('<p id="add-expires-at-error" class="field-error">Choose Custom as the Expiration to use this time, '
+            "or clear it</p>") in response.text
+    assert stored_rows() == []
+
+
+@pytest.mark.parametrize("typed", ["2099-05-05 10:11:12", "2099-05-05T10:11:12", "2099-05-05 10:11:12 UTC",
+                                   "2099-05-05T10:11:12Z"])
+def test_a_custom_expiry_is_24_hour_utc_and_keeps_its_seconds(editor, stored_rows, typed):
+    assert add(editor, "k", "1", expiration="custom", expires_at=typed).status_code == 303
+    assert rows(stored_rows)["k"].expires_at == datetime(2099, 5, 5, 10, 11, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("choice, expected", [
+    ("1h", timedelta(hours=1)), ("1d", timedelta(days=1)), ("7d", timedelta(days=7)), ("eod", None)])
+def test_quick_expiry_choices(editor, stored_rows, choice, expected):
+    before = utcnow()
+    assert add(editor, "k", "1", expiration=choice).status_code == 303
+    stored = rows(stored_rows)["k"].expires_at
+    if expected is None:
+        assert (stored.date(), stored.time()) == (before.date(), time(23, 59, 59)) or stored.date() > before.date()
+    else:
+        assert before + expected <= stored <= utcnow() + expected
+
+
+def test_the_form_says_how_to_type_a_time_and_offers_the_quick_choices(editor, ti_id):
+    html = editor.get(ti_page_url()).text
+    assert 'placeholder="2026-12-31 23:59:59"' in html and 'type="datetime-local"' not in html
+    for label in ("In 1 hour", "In 1 day", "In 7 days", "End of today (23:59:59 UTC)", "Custom (Expires at)"):
+        assert f">{label}</option>" in html

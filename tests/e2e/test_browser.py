@@ -251,7 +251,7 @@ def editor_on(page, make_user, browser_login):
 
 
 def choose_expiration(scope, choice: str, expires_at: str | None = None) -> None:
-    """Expiration = Default / Never / Custom (+ Expires at, UTC, as a datetime-local value)."""
+    """Expiration = Default / Never / a quick choice / Custom (+ Expires at, 24-hour UTC)."""
     scope.get_by_label("Expiration", exact=True).select_option(label=choice)
     if expires_at is not None:
         scope.get_by_label("Expires at", exact=True).fill(expires_at)
@@ -279,6 +279,17 @@ def test_add_a_key(page, editor_on, etl_run, stored):
     expect(row).to_contain_text('"job": "application_42"')
     expect(row.get_by_role("cell").nth(3)).to_have_text("never")
     assert stored("submit", "spark/job_id") == ('{"job":"application_42","attempt":1}', None)
+
+
+def test_typing_a_time_chooses_custom_and_the_key_expires_then(page, editor_on, etl_run):
+    editor_on()
+    page.get_by_label("Key", exact=True).fill("job")
+    page.get_by_label("Value", exact=True).fill("1")
+    expect(page.get_by_label("Expiration", exact=True)).to_have_value("default")
+    page.get_by_label("Expires at", exact=True).fill("2099-05-05 10:11:12")
+    expect(page.get_by_label("Expiration", exact=True)).to_have_value("custom")
+    page.get_by_role("button", name="Add key").click()
+    expect(key_row(page, "job").get_by_role("cell").nth(3)).to_contain_text("2099-05-05 10:11:12 UTC")
 
 
 def test_edit_a_key_in_place_and_change_its_expiry(page, editor_on, etl_run, worker_put, stored):
@@ -323,9 +334,9 @@ def test_edit_a_key_in_place_and_change_its_expiry(page, editor_on, etl_run, wor
     expect(row.get_by_role("cell").nth(3)).to_have_text("never")
     assert stored("submit", "checkpoint") == ('{"offset":250}', None)
 
-    # The expiry to a custom time, given in UTC.
+    # The expiry to a custom time, typed in 24-hour UTC (seconds may be left out).
     row.get_by_role("button", name="Edit").click()
-    choose_expiration(editing_row(page), "Custom", "2031-05-06T07:08")
+    choose_expiration(editing_row(page), "Custom (Expires at)", "2031-05-06 07:08")
     editing_row(page).get_by_role("button", name="Save").click()
     expect(row.get_by_role("cell").nth(3)).to_contain_text("2031-05-06 07:08:00 UTC")
     assert stored("submit", "checkpoint")[1].replace(tzinfo=None).isoformat() == "2031-05-06T07:08:00"

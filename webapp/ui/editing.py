@@ -50,7 +50,7 @@ def edit_key(owner: Owner):
         return ""  # deleted or expired since the page was shown: its row goes
     entry = entry or store.get_entry(owner.scope, key)  # no row to remove: say so (404)
     form = edit_key_form(owner.kind, entry, formdata=None, value=formatting.pretty_json(entry.value_json),
-                         version=entry.etag, expiration=KEEP, expires_at=entry.expires_at)
+                         version=entry.etag, expiration=KEEP)
     return row_form_response("edit", owner, key, form, entry, 200)
 
 

@@ -1,12 +1,11 @@
 """How the UI shows times and values. Times are always UTC, with a relative form beside
-them ("in 6 hours", "expired 2 minutes ago") from the humanize library."""
+them ("in 6 hours", "expired 2 minutes ago"), rounded to the nearest of the unit shown."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
-import humanize
 from flask import Blueprint
 
 from ..store import COUNT_CAP
@@ -21,20 +20,43 @@ def utc(moment: datetime | None) -> str:
     return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+# The units a span is shown in, largest first, with the least span each is used for: days up
+# to 60 (a retention of 30 days reads "in 30 days", not "in a month"), then months.
+SPAN_UNITS = (("year", 365 * 86400, 365 * 86400), ("month", 30.44 * 86400, 60 * 86400),
+              ("day", 86400, 86400), ("hour", 3600, 3600), ("minute", 60, 60), ("second", 1, 1))
+
+
+def span(delta: timedelta) -> str:
+    """A span in its largest unit, rounded to the nearest: 1 day 23:59 is "2 days", 23 days
+    "23 days", 23:59:40 "1 day" (a rounding that reaches the next unit is shown in it)."""
+    seconds = abs(delta.total_seconds())
+    if seconds < 1:
+        return "a moment"
+    for index, (name, size, least) in enumerate(SPAN_UNITS):
+        if seconds >= least or index == len(SPAN_UNITS) - 1:
+            count = int(seconds / size + 0.5)
+            if index > 0:
+                bigger_name, bigger_size, bigger_least = SPAN_UNITS[index - 1]
+                if count * size >= bigger_least:
+                    name, count = bigger_name, int(count * size / bigger_size + 0.5)
+            return f"{count} {name}{'' if count == 1 else 's'}"
+    raise AssertionError("unreachable")
+
+
 def ago(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return ""
     if moment > now:
-        return "in " + humanize.naturaldelta(moment - now)
-    return humanize.naturaldelta(now - moment) + " ago"
+        return "in " + span(moment - now)
+    return span(now - moment) + " ago"
 
 
 def expiry(expires_at: datetime | None, now: datetime) -> str:
     if expires_at is None:
         return "never"
     if expires_at <= now:
-        return "expired " + humanize.naturaldelta(now - expires_at) + " ago"
-    return "in " + humanize.naturaldelta(expires_at - now)
+        return "expired " + span(now - expires_at) + " ago"
+    return "in " + span(expires_at - now)
 
 
 def pretty_json(value_json: str) -> str:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, HiddenField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import HiddenField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Optional, ValidationError
 
 from .. import store
@@ -79,16 +79,41 @@ class ValueForm(FlaskForm):
         return KEEP
 
 
+# Quick choices beside Default, Never and Custom: a moment from now, worked out at the save.
+QUICK_EXPIRY = {"1h": ("In 1 hour", lambda now: now + timedelta(hours=1)),
+                "1d": ("In 1 day", lambda now: now + timedelta(days=1)),
+                "7d": ("In 7 days", lambda now: now + timedelta(days=7)),
+                "eod": ("End of today (23:59:59 UTC)", lambda now: now.replace(hour=23, minute=59, second=59,
+                                                                               microsecond=0))}
+# What "Expires at" accepts: 24-hour UTC, seconds optional, whatever the browser's locale.
+EXPIRES_AT_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
+EXPIRES_AT_EXAMPLE = "2026-12-31 23:59:59"
+
+
+def parse_expires_at(text: str) -> datetime:
+    """A UTC time as typed: ``2026-12-31 23:59:59`` (or with ``T``, without seconds, with a
+    trailing ``Z`` or ``UTC``)."""
+    cleaned = text.strip().removesuffix("UTC").removesuffix("Z").strip()
+    for pattern in EXPIRES_AT_FORMATS:
+        try:
+            return datetime.strptime(cleaned, pattern).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise ValueError(f"Enter the time as {EXPIRES_AT_EXAMPLE} (24-hour, UTC)")
+
+
 class ExpiryMixin:
-    """Expiration (Default / Never / Custom) and Expires at, read as UTC."""
+    """Expiration (Default / Never / quick choices / Custom) and Expires at, typed as UTC."""
 
     expiration = SelectField("Expiration", default="default")
-    expires_at = DateTimeLocalField("Expires at", format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"], tz=UTC,
-                                    validators=[Optional()])
+    expires_at = StringField("Expires at", validators=[Optional()],
+                             render_kw={"placeholder": EXPIRES_AT_EXAMPLE, "inputmode": "numeric",
+                                        "autocomplete": "off", "spellcheck": "false"})
 
     def set_expiration_choices(self, keep_label: str | None = None) -> None:
-        choices = [SelectChoice("default", default_label()), SelectChoice("never", "Never"),
-                   SelectChoice("custom", "Custom")]
+        choices = [SelectChoice("default", default_label()), SelectChoice("never", "Never")]
+        choices += [SelectChoice(value, label) for value, (label, _when) in QUICK_EXPIRY.items()]
+        choices.append(SelectChoice("custom", "Custom (Expires at)"))
         if keep_label is not None:
             choices.insert(0, SelectChoice(KEEP, keep_label))
         self.expiration.choices = choices
@@ -96,6 +121,11 @@ class ExpiryMixin:
     def chosen_expiry(self, now: datetime):
         """The new expiry (None: never), KEEP, or INVALID with the error on Expires at."""
         choice = self.expiration.data
+        typed = (self.expires_at.data or "").strip()
+        if typed and choice != "custom":
+            # A time typed with another choice was silently dropped once: say so instead.
+            self.expires_at.errors = ["Choose Custom as the Expiration to use this time, or clear it"]
+            return INVALID
         if choice == KEEP:
             return KEEP
         retention = _settings().default_retention_days
@@ -103,12 +133,19 @@ class ExpiryMixin:
             return None
         if choice == "default":
             return store.admin_expiry("default", retention, now)
-        if self.expires_at.data is None:
-            if not self.expires_at.errors:  # an unparsable date already says why
-                self.expires_at.errors = ["Enter a date and time (UTC) for a custom expiry"]
+        if choice in QUICK_EXPIRY:
+            chosen = QUICK_EXPIRY[choice][1](now)
+            if chosen <= now:  # the last second of the day is gone
+                chosen = now + timedelta(seconds=1)
+            return chosen
+        if not typed:
+            self.expires_at.errors = [f"Enter a date and time (UTC) for a custom expiry, as {EXPIRES_AT_EXAMPLE}"]
             return INVALID
         try:
-            return store.admin_expiry(self.expires_at.data, retention, now)
+            return store.admin_expiry(parse_expires_at(typed), retention, now)
+        except ValueError as exc:
+            self.expires_at.errors = [str(exc)]
+            return INVALID
         except InvalidInput as exc:
             self.expires_at.errors = [f"Expires at {exc.problem}"]
             return INVALID
