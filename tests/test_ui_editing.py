@@ -506,7 +506,7 @@ def test_search_finds_substrings_across_dags_ignoring_case(login_as, make_run, w
 
     html = viewer.get("/search?q=spark").text
     found = table_rows(html)
-    assert found[0] == ["DAG", "Run", "Task", "Map index", "Key", "Updated", "Expires"]
+    assert found[0] == ["DAG", "Run", "Task", "Map index", "Key", "Value", "Updated", "Expires"]
     assert [row[:5] for row in found[1:]] == [  # newest key first
         ["reports", "run_9", "task", "—", "my-spark-job"],
         ["etl", "run_1", "copy", "1", "SPARK_checkpoint"],

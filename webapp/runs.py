@@ -331,6 +331,15 @@ class TaskInstanceRow:
     key_count: int
 
 
+def dag_ids_like(text: str, *, limit: int, visible=None) -> list[str]:
+    """DAG ids containing ``text`` (all of them when it is empty), ignoring case, in order; at most ``limit``."""
+    allowed = name_patterns.where(visible, DagRun.dag_id)
+    query = select(DagRun.dag_id).distinct().where(*allowed)
+    if text:
+        query = query.where(DagRun.dag_id.icontains(text, autoescape=True))
+    return list(db.session.execute(query.order_by(DagRun.dag_id).limit(limit)).scalars())
+
+
 def dag_summaries(limit: int, offset: int, now: datetime | None = None, *, visible=None) -> Page:
     """DAGs with their runs, task instances holding live keys, and live keys (both capped);
     ``visible``: only the DAGs those patterns allow (``auth.name_patterns``)."""

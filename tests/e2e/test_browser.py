@@ -153,8 +153,8 @@ def test_search_finds_a_key_by_part_of_its_name_and_leads_to_its_task_instance(
     expect(results).to_have_count(2)
     expect(page.get_by_role("link", name="checkpoint-of-reports", exact=True)).to_be_visible()
     found = results.filter(has=page.get_by_role("link", name="spark/checkpoint", exact=True))
-    expect(found.get_by_role("cell")).to_have_text([DAG, RUN, "copy", "1", "spark/checkpoint", re.compile("UTC"),
-                                                     "never"])
+    expect(found.get_by_role("cell")).to_have_text([DAG, RUN, "copy", "1", "spark/checkpoint",
+                                                     '{"last_object":"part-00042"}', re.compile("UTC.*ago"), "never"])
 
     # A DAG narrows the search down; the text stays.
     expect(page.get_by_label("Key contains")).to_have_value("CHECKPOINT")
@@ -169,6 +169,22 @@ def test_search_finds_a_key_by_part_of_its_name_and_leads_to_its_task_instance(
     expect(page).to_have_url(url_pattern(ti_page_url(DAG, RUN, "copy", map_index=1)))
     expect(page.get_by_role("heading", level=1)).to_have_text("copy map index 1")
     expect(key_row(page, "spark/checkpoint")).to_contain_text('"last_object": "part-00042"')
+
+
+def test_search_as_you_type_keeps_the_page_and_the_address_follows(page, make_user, browser_login, etl_run,
+                                                                    worker_put):
+    worker_put(etl_run["submit"], "spark/checkpoint", 1)
+    worker_put(etl_run["submit"], "unrelated", 2)
+    browser_login(make_user("olga", "viewer"))
+    page.goto("/search")
+    mark_document(page)
+    page.get_by_label("Key contains").press_sequentially("spark", delay=30)  # no Search button pressed
+    expect(page.get_by_role("link", name="spark/checkpoint", exact=True)).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/search\?q=spark"))
+    page.get_by_label("DAG", exact=True).press_sequentially("et", delay=30)
+    expect(page.get_by_text("No DAG is named et.")).to_be_visible()
+    expect(page.get_by_role("link", name=DAG, exact=True).first).to_be_visible()
+    assert_same_document(page)
 
 
 # --- live updates -------------------------------------------------------------------------

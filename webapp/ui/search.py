@@ -1,16 +1,20 @@
 """Key search: keys whose name contains a text, across all task instances (or one DAG's) and
 across all assets. Two tables, each paged on its own: task keys (``offset``), then asset keys
-(``asset_offset``); the DAG filter narrows the task keys only."""
+(``asset_offset``); the DAG filter narrows the task keys only. The form searches as one types
+(htmx asks for the results alone and the URL follows); the DAG box suggests the DAGs there are,
+and a DAG id that names none says so, with the DAGs whose id contains it."""
 
 from __future__ import annotations
 
 from flask import render_template, request
 
-from .. import store
+from .. import runs, store
+from ..models import utcnow
 from . import bp
-from .helpers import breadcrumbs, int_arg, principal
+from .helpers import breadcrumbs, int_arg, is_htmx, principal
 
 RESULTS_PER_PAGE = 50
+DAG_SUGGESTIONS = 500  # the DAG box's list; past it, typing narrows the suggestions
 
 
 @bp.get("/search")
@@ -20,13 +24,23 @@ def search():
     offset = int_arg("offset", 0, 0)
     asset_offset = int_arg("asset_offset", 0, 0)
     hits, total, asset_hits, asset_total = [], 0, [], 0
+    sees = principal()
+    unknown_dag, similar_dags = False, []
+    if dag_id and not runs.dag_ids_like(dag_id, limit=1, visible=sees.dags) == [dag_id]:
+        similar = runs.dag_ids_like(dag_id, limit=11, visible=sees.dags)
+        unknown_dag = dag_id not in similar
+        similar_dags = [name for name in similar if name != dag_id][:10]
     if text:
-        sees = principal()
         hits, total = store.search_keys(text, within={"dag_id": dag_id} if dag_id else None,
                                         limit=RESULTS_PER_PAGE, offset=offset, visible=sees.dags)
         asset_hits, asset_total = store.search_keys(text, kind=store.ASSET_KEYS, limit=RESULTS_PER_PAGE,
                                                     offset=asset_offset, visible=sees.assets)
-    return render_template("search.html", text=text, dag_id=dag_id or "", hits=hits, total=total,
-                           offset=offset, asset_hits=asset_hits, asset_total=asset_total,
-                           asset_offset=asset_offset, limit=RESULTS_PER_PAGE,
+    context = dict(text=text, dag_id=dag_id or "", hits=hits, total=total, offset=offset, asset_hits=asset_hits,
+                   asset_total=asset_total, asset_offset=asset_offset, limit=RESULTS_PER_PAGE,
+                   unknown_dag=unknown_dag, similar_dags=similar_dags, now=utcnow())
+    # The form asks htmx for the results alone as one types; a history restore wants the page.
+    if is_htmx() and "HX-History-Restore-Request" not in request.headers:
+        return render_template("_search_results.html", **context)
+    return render_template("search.html", **context, dag_ids=runs.dag_ids_like("", limit=DAG_SUGGESTIONS,
+                                                                                visible=sees.dags),
                            crumbs=[*breadcrumbs(), ("Search keys", None)])
