@@ -343,8 +343,10 @@ def test_edit_a_key_in_place_and_change_its_expiry(page, editor_on, etl_run, wor
     expect(row.get_by_role("cell").nth(3)).to_contain_text("2030-01-01 00:00:00 UTC")  # the expiry is kept
     assert_same_document(page)
 
-    # The expiry to Never.
+    # The expiry to Never. (htmx focuses the Value field once the form has settled: wait for it,
+    # or that focus could land mid-way through filling another field.)
     row.get_by_role("button", name="Edit").click()
+    expect(editing_row(page).get_by_label("Value", exact=True)).to_be_focused()
     choose_expiration(editing_row(page), "Never")
     editing_row(page).get_by_role("button", name="Save").click()
     expect(row.get_by_role("cell").nth(3)).to_have_text("never")
@@ -352,6 +354,7 @@ def test_edit_a_key_in_place_and_change_its_expiry(page, editor_on, etl_run, wor
 
     # The expiry to a custom time, typed in 24-hour UTC (seconds may be left out).
     row.get_by_role("button", name="Edit").click()
+    expect(editing_row(page).get_by_label("Value", exact=True)).to_be_focused()
     choose_expiration(editing_row(page), "Custom (Expires at)", "2031-05-06 07:08")
     editing_row(page).get_by_role("button", name="Save").click()
     expect(row.get_by_role("cell").nth(3)).to_contain_text("2031-05-06 07:08:00 UTC")
@@ -451,3 +454,27 @@ def test_a_poll_never_wipes_an_open_edit_form(page, editor_on, etl_run, set_ti_s
     expect(key_row(page, "written-meanwhile")).to_contain_text('"by the worker"', timeout=(2 * POLL_SECONDS + 4) * 1000)
     expect(row).to_contain_text('"offset": 100')
     assert stored("submit", "checkpoint")[0] == '{"offset":100}'  # nothing typed was saved
+
+
+def test_copy_buttons_put_the_key_and_the_value_on_the_clipboard(browser, live_server, make_user, etl_run,
+                                                                  worker_put):
+    from support import PASSWORD
+
+    worker_put(etl_run["submit"], "spark/job_id", {"job": "application_42"})
+    make_user("olga", "viewer")
+    context = browser.new_context(base_url=live_server, permissions=["clipboard-read", "clipboard-write"])
+    try:
+        tab = context.new_page()
+        tab.goto("/login")
+        tab.get_by_label("Username").fill("olga")
+        tab.get_by_label("Password").fill(PASSWORD)
+        tab.get_by_role("button", name="Log in").click()
+        tab.goto(ti_page_url(DAG, RUN, "submit"))
+        tab.get_by_role("button", name="Copy key spark/job_id", exact=True).click()
+        assert tab.evaluate("navigator.clipboard.readText()") == "spark/job_id"
+        tab.get_by_role("button", name="Copy value of spark/job_id", exact=True).click()
+        expect(tab.get_by_role("button", name="Copy value of spark/job_id", exact=True)).to_have_class(
+            re.compile("copied"))
+        assert tab.evaluate("navigator.clipboard.readText()") == '{\n  "job": "application_42"\n}'
+    finally:
+        context.close()
