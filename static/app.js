@@ -33,3 +33,32 @@ document.addEventListener("input", (event) => {
     choice.value = "custom";
   }
 });
+
+// Copy buttons (hidden without this script): a key's name or its value as stored, pretty-printed
+// as shown. The Clipboard API needs a secure context (https, localhost); elsewhere the text is
+// selected and copied the older way.
+function showCopyButtons(root) {
+  root.querySelectorAll("button.copy[hidden]").forEach((button) => { button.hidden = false; });
+}
+document.addEventListener("DOMContentLoaded", () => showCopyButtons(document));
+document.addEventListener("htmx:afterSettle", (event) => showCopyButtons(event.detail.elt || document));
+document.addEventListener("click", async (event) => {
+  const button = event.target instanceof Element && event.target.closest("button.copy");
+  if (!button) {
+    return;
+  }
+  const source = button.closest("td").querySelector("pre, code");
+  const text = source ? source.textContent : "";
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const area = document.createElement("textarea");
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  button.classList.add("copied");
+  setTimeout(() => button.classList.remove("copied"), 1500);
+});

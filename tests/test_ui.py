@@ -394,3 +394,16 @@ def test_relative_times_round_to_the_unit_they_show(delta, shown):
     now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
     assert formatting.expiry(now + delta, now) == f"in {shown}"
     assert formatting.ago(now - delta, now) == f"{shown} ago"
+
+
+def test_each_value_shows_its_json_type_and_size_and_copy_buttons_wait_for_the_script(login_as, ti_id, worker_put):
+    worker_put(ti_id, "obj", {"rows": 12})
+    worker_put(ti_id, "big", "x" * 3000)
+    worker_put(ti_id, "flag", True)
+    html = login_as("viewer").get(ti_page_url()).text
+    assert '<small class="facts">object · 11 B</small>' in html
+    assert '<small class="facts">string · 2.9 kB</small>' in html
+    assert '<small class="facts">boolean · 4 B</small>' in html
+    # Copy needs the script: hidden until it runs, named for assistive technology.
+    assert '<button type="button" class="copy" hidden aria-label="Copy key obj"></button>' in html
+    assert '<button type="button" class="copy" hidden aria-label="Copy value of obj"></button>' in html

@@ -50,7 +50,12 @@ def section(html: str, heading_id: str) -> str:
 def key_table(html: str) -> list[list[str]]:
     """The rows of a page's key table, header first."""
     start = html.index('<table class="keys sized">')
-    return table_rows(html[start:html.index("</table>", start)])
+    rows = table_rows(html[start:html.index("</table>", start)])
+    # A value cell ends with the value's type and size ("object · 11 B"): left out here.
+    return [[VALUE_FACTS.sub("", cell) for cell in row] for row in rows]
+
+
+VALUE_FACTS = re.compile(r" (object|array|string|number|boolean|null) · [\d.]+ (B|kB|MB)$")
 
 
 def history(html: str) -> list[list[str]]:
@@ -277,3 +282,18 @@ def test_asset_pages_have_no_set_aside_routes(login_as, admin):
     asset = admin("post", "/assets", {"name": "orders", "uri": "s3://lake/orders"})
     editor = login_as("editor")
     assert editor.get(f"/assets/{asset['id']}/set-aside/delete?key=k").status_code == 404
+
+
+def test_a_mapped_task_instance_links_the_map_indexes_beside_it(login_as, make_run):
+    make_run(tasks=(("copy", [0, 1, 3]), ("task", None)))
+    viewer = login_as("viewer")
+
+    def steps(map_index: int | None) -> dict[str, str]:
+        html = viewer.get(ti_page_url(task_id="copy" if map_index is not None else "task", map_index=map_index)).text
+        return dict(re.findall(r'<a rel="(prev|next)" href="([^"]+)"', html))
+
+    assert steps(0) == {"next": "/dags/dag/runs/run_1/tasks/copy?map_index=1"}
+    assert steps(1) == {"prev": "/dags/dag/runs/run_1/tasks/copy?map_index=0",
+                        "next": "/dags/dag/runs/run_1/tasks/copy?map_index=3"}  # 2 does not exist: skipped
+    assert steps(3) == {"prev": "/dags/dag/runs/run_1/tasks/copy?map_index=1"}
+    assert steps(None) == {}  # not mapped

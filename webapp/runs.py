@@ -331,6 +331,19 @@ class TaskInstanceRow:
     key_count: int
 
 
+def neighbour_map_indexes(ti: TaskInstance) -> tuple[int | None, int | None]:
+    """The map indexes before and after a mapped task instance's in its run (None at either end,
+    and both None for an unmapped one)."""
+    if ti.map_index == -1:
+        return None, None
+    same_task = (TaskInstance.dag_run_id == ti.dag_run_id, TaskInstance.task_id == ti.task_id)
+    before = db.session.execute(select(func.max(TaskInstance.map_index)).where(
+        *same_task, TaskInstance.map_index < ti.map_index, TaskInstance.map_index >= 0)).scalar_one()
+    after = db.session.execute(select(func.min(TaskInstance.map_index)).where(
+        *same_task, TaskInstance.map_index > ti.map_index)).scalar_one()
+    return before, after
+
+
 def dag_ids_like(text: str, *, limit: int, visible=None) -> list[str]:
     """DAG ids containing ``text`` (all of them when it is empty), ignoring case, in order; at most ``limit``."""
     allowed = name_patterns.where(visible, DagRun.dag_id)

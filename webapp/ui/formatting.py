@@ -59,6 +59,22 @@ def expiry(expires_at: datetime | None, now: datetime) -> str:
     return "in " + span(expires_at - now)
 
 
+JSON_TYPES = {"{": "object", "[": "array", '"': "string", "t": "boolean", "f": "boolean", "n": "null"}
+
+
+def value_facts(value_json: str) -> str:
+    """A stored value's JSON type and size as stored: "object · 1.2 kB"."""
+    kind = JSON_TYPES.get(value_json[:1], "number")
+    size = len(value_json.encode())
+    if size < 1024:
+        shown = f"{size} B"
+    elif size < 1024 * 1024:
+        shown = f"{size / 1024:.1f} kB"
+    else:
+        shown = f"{size / 1024 / 1024:.1f} MB"
+    return f"{kind} · {shown}"
+
+
 def pretty_json(value_json: str) -> str:
     return json.dumps(json.loads(value_json), indent=2, ensure_ascii=False)
 
@@ -77,5 +93,5 @@ def count(number: int) -> str:
 
 
 def register(bp: Blueprint) -> None:
-    for function in (utc, ago, expiry, pretty_json, is_long, preview, count):
+    for function in (utc, ago, expiry, pretty_json, is_long, preview, count, value_facts):
         bp.add_app_template_global(function)

@@ -158,7 +158,9 @@ class TaskInstanceOwner(Owner):
         ti = self.ti
         writes = store.asset_keys_written_by(ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
                                              visible=principal().assets)
-        return {"ti": ti, "asset_writes": writes[:ASSET_WRITES_SHOWN], "asset_writes_total": len(writes),
+        previous_index, next_index = runs.neighbour_map_indexes(ti)
+        return {"ti": ti, "previous_index": previous_index, "next_index": next_index,
+                "asset_writes": writes[:ASSET_WRITES_SHOWN], "asset_writes_total": len(writes),
                 "tries": lifecycle.tries(ti), "set_aside": store.list_set_aside(self.scope),
                 "move_form": MoveSetAsideForm(formdata=None)}
 
