@@ -194,16 +194,41 @@ def worker_auth(issue_token):
 
 
 @pytest.fixture
-def admin_auth(app):
-    """Authorization headers for a fresh admin API key (or another role)."""
+def api_key(app):
+    """``api_key(role="admin")``: the secret of a fresh API key of that role."""
 
-    def _headers(role: str = "admin") -> dict[str, str]:
+    def _make(role: str = "admin") -> str:
         with app.app_context():
             _record, key = api_keys.create(f"test-{role}-{secrets.token_hex(3)}", role)
             db.session.commit()
-        return {"Authorization": f"Bearer {key}"}
+        return key
 
-    return _headers
+    return _make
+
+
+@pytest.fixture
+def admin_auth(api_key):
+    """Authorization headers for a fresh admin API key (or another role)."""
+    return lambda role="admin": {"Authorization": f"Bearer {api_key(role)}"}
+
+
+@pytest.fixture
+def service_key(api_key) -> str:
+    """A fresh API key of role service: what Airflow's backend, the accessor and the listener use."""
+    return api_key("service")
+
+
+@pytest.fixture
+def admin_get(client, admin_auth):
+    """``admin_get(path, **query)``: GET on the admin API as an admin, asserting 200; the JSON."""
+    headers = admin_auth()
+
+    def _get(path: str, **query):
+        response = client.get(path, headers=headers, query_string=query)
+        assert response.status_code == 200, (path, response.status_code, response.text)
+        return response.get_json()
+
+    return _get
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -28,8 +27,6 @@ from pathlib import Path
 import pytest
 
 from support import log_in, table_rows, ti_page_url
-from webapp.auth import api_keys
-from webapp.extensions import db
 
 pytest.importorskip("airflow.api_fastapi.execution_api.app", reason="apache-airflow-core 3.3 is not installed")
 pytestmark = pytest.mark.slow  # Airflow processes
@@ -87,35 +84,15 @@ def airflow_home(tmp_path, migrated_airflow_db) -> Path:
     return home
 
 
-@pytest.fixture
-def service_key(app) -> str:
-    with app.app_context():
-        _record, key = api_keys.create(f"airflow-{secrets.token_hex(3)}", "service")
-        db.session.commit()
-    return key
-
-
-@pytest.fixture
-def admin(client, admin_auth):
-    headers = admin_auth()
-
-    def _get(path: str, **query):
-        response = client.get(path, headers=headers, query_string=query)
-        assert response.status_code == 200, (path, response.status_code, response.text)
-        return response.get_json()
-
-    return _get
-
-
-def state_store(admin, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, dict]:
+def state_store(admin_get, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, dict]:
     from urllib.parse import quote
 
-    listed = admin(f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/state-store",
+    listed = admin_get(f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/state-store",
                    map_index=map_index)
     return {entry["key"]: entry for entry in listed["task_state_store"]}
 
 
-def test_airflows_execution_api_keeps_task_and_asset_state_here(live_server, service_key, airflow_home, admin,
+def test_airflows_execution_api_keeps_task_and_asset_state_here(live_server, service_key, airflow_home, admin_get,
                                                                  client, make_user):
     env = airflow_env(airflow_home, AIRFLOW__STATE_STORE__BACKEND=BACKEND,
                       AIRFLOW__TASKSTORE__URL=live_server, AIRFLOW__TASKSTORE__API_KEY=service_key,
@@ -134,20 +111,20 @@ def test_airflows_execution_api_keeps_task_and_asset_state_here(live_server, ser
 
     # This service has it under the same DAG, run, task and map index.
     dag_id, run_id = seen["dag_id"], seen["run_id"]
-    submit = state_store(admin, dag_id, run_id, "submit")
+    submit = state_store(admin_get, dag_id, run_id, "submit")
     assert {key: entry["value"] for key, entry in submit.items()} == {
         "forever": "kept", "spark/job_id": {"app": "application_42", "attempt": [1, 2.5]}}
     assert datetime.fromisoformat(submit["spark/job_id"]["expires_at"]) == datetime.fromisoformat(seen["expires_at"])
     assert submit["forever"]["expires_at"] is None
-    assert state_store(admin, dag_id, run_id, "copy", 0) == {}  # cleared: its own map index only
-    copy1 = state_store(admin, dag_id, run_id, "copy", 1)
+    assert state_store(admin_get, dag_id, run_id, "copy", 0) == {}  # cleared: its own map index only
+    copy1 = state_store(admin_get, dag_id, run_id, "copy", 1)
     assert {key: entry["value"] for key, entry in copy1.items()} == {
         "progress": {"map_index": 1, "rows": 200}, "to-clear": True}
 
     # The asset, registered here with Airflow's name and URI (resolved from Airflow's asset id).
-    (asset,) = [a for a in admin("/api/v2/assets")["assets"] if a["name"] == seen["asset"]["name"]]
+    (asset,) = [a for a in admin_get("/api/v2/assets")["assets"] if a["name"] == seen["asset"]["name"]]
     assert asset["uri"] == seen["asset"]["uri"] and asset["key_count"] == 2
-    keys = admin(f"/api/v2/assets/{asset['id']}/state-store")["asset_state_store"]
+    keys = admin_get(f"/api/v2/assets/{asset['id']}/state-store")["asset_state_store"]
     assert {entry["key"]: entry["value"] for entry in keys} == {"offsets": {"p0": 17, "p1": 4},
                                                                  "watermark": "2026-12-01"}
 
@@ -162,7 +139,7 @@ def test_airflows_execution_api_keeps_task_and_asset_state_here(live_server, ser
 
 
 def test_a_dag_retrying_through_the_accessor_resumes_and_its_states_are_reported(
-        live_server, service_key, airflow_home, admin, client, make_user):
+        live_server, service_key, airflow_home, admin_get, client, make_user):
     env = airflow_env(airflow_home, AIRFLOW__STATE_STORE__BACKEND=BACKEND,
                       AIRFLOW__TASKSTORE__URL=live_server, AIRFLOW__TASKSTORE__API_KEY=service_key,
                       AIRFLOW__TASKSTORE__RETRY_WAIT="0.05")
@@ -176,20 +153,20 @@ def test_a_dag_retrying_through_the_accessor_resumes_and_its_states_are_reported
     dag_id, run_id = seen["dag_id"], seen["run_id"]
 
     # The keys the two tries wrote through the accessor: the retry resumed from the checkpoint.
-    keys = state_store(admin, dag_id, run_id, "copy_parts")
+    keys = state_store(admin_get, dag_id, run_id, "copy_parts")
     assert {key: entry["value"] for key, entry in keys.items()} == {
         "tries": [1, 2], "done": 5, "result": {"resumed_from": 3, "parts": 5},
         "native": {"via": "Airflow's own task_state_store"}}
     assert keys["tries"]["expires_at"] is None and keys["done"]["expires_at"] is not None
 
     # The states the listener reported: the run, each task instance, and the tries.
-    ti = admin(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/copy_parts")
+    ti = admin_get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/copy_parts")
     assert (ti["state"], ti["try_number"]) == ("success", 2)
-    tries = admin(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/copy_parts/tries")
+    tries = admin_get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/copy_parts/tries")
     assert [(t["try_number"], t["state"]) for t in tries["tries"]] == [(1, "up_for_retry"), (2, "success")]
-    report = admin(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/report")
+    report = admin_get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/report")
     assert (report["state"], report["try_number"]) == ("success", 1)
-    assert admin(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"] == "success"
+    assert admin_get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"] == "success"
 
     log_in(client, make_user("viewer-run", "viewer"))
     page = client.get(f"/dags/{dag_id}/runs/{run_id}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from webapp.auth import api_keys
 from webapp.extensions import db
 from webapp.models import TaskState
 
@@ -55,36 +53,14 @@ ONE_PASS = pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")),
 
 
 @pytest.fixture
-def service_key(app) -> str:
-    """A fresh API key of role service (what Airflow's backend and the accessor use)."""
-    with app.app_context():
-        _record, key = api_keys.create(f"airflow-{secrets.token_hex(3)}", "service")
-        db.session.commit()
-    return key
-
-
-@pytest.fixture
 def backend(live_server, service_key):
     made = TaskStoreBackend(url=live_server, api_key=service_key, retry_wait=0.01)
     yield made
     made.client.close()
 
 
-@pytest.fixture
-def admin(client, admin_auth):
-    """GET on the admin API as an admin: the JSON."""
-    headers = admin_auth()
-
-    def _get(path: str, **query):
-        response = client.get(path, headers=headers, query_string=query)
-        assert response.status_code == 200, (path, response.status_code, response.text)
-        return response.get_json()
-
-    return _get
-
-
-def task_entries(admin, dag="d", run="r", task="t", map_index=-1) -> dict[str, dict]:
-    listed = admin(f"/api/v2/dags/{dag}/dagRuns/{run}/taskInstances/{task}/state-store", map_index=map_index)
+def task_entries(admin_get, dag="d", run="r", task="t", map_index=-1) -> dict[str, dict]:
+    listed = admin_get(f"/api/v2/dags/{dag}/dagRuns/{run}/taskInstances/{task}/state-store", map_index=map_index)
     return {entry["key"]: entry for entry in listed["task_state_store"]}
 
 
@@ -93,15 +69,15 @@ def stored_text(app, key: str) -> list[str]:
         return list(db.session.execute(select(TaskState.value).where(TaskState.key == key)).scalars())
 
 
-def asset_named(admin, name: str) -> dict:
-    (found,) = [asset for asset in admin("/api/v2/assets")["assets"] if asset["name"] == name]
+def asset_named(admin_get, name: str) -> dict:
+    (found,) = [asset for asset in admin_get("/api/v2/assets")["assets"] if asset["name"] == name]
     return found
 
 
 # --- a. the backend, called as Airflow's execution API calls it ------------------------------
 
 
-def test_task_keys_round_trip_byte_for_byte_with_their_expiry(backend, admin, app):
+def test_task_keys_round_trip_byte_for_byte_with_their_expiry(backend, admin_get, app):
     scope = TaskScope("d", "r", "t", -1)
     expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     backend.set(scope, "spark/job id", ODD, expires_at=expires_at)
@@ -109,7 +85,7 @@ def test_task_keys_round_trip_byte_for_byte_with_their_expiry(backend, admin, ap
 
     assert backend.get(scope, "spark/job id") == ODD  # the very text, not an equal JSON value
     assert stored_text(app, "spark/job id") == [ODD]
-    entries = task_entries(admin)
+    entries = task_entries(admin_get)
     assert entries["spark/job id"]["value"] == json.loads(ODD)
     assert datetime.fromisoformat(entries["spark/job id"]["expires_at"]) == expires_at
     assert entries["forever"]["expires_at"] is None  # None: never expires, as Airflow means it
@@ -120,17 +96,17 @@ def test_task_keys_round_trip_byte_for_byte_with_their_expiry(backend, admin, ap
     backend.delete(scope, "spark/job id")  # deleting what is not there is fine
     assert backend.get(scope, "spark/job id") is None
     assert backend.get(TaskScope("d", "r", "never-ran"), "k") is None  # an unknown task instance: no key
-    assert list(task_entries(admin)) == ["forever"]
+    assert list(task_entries(admin_get)) == ["forever"]
 
 
-def test_a_write_already_expired_leaves_no_key(backend, admin):
+def test_a_write_already_expired_leaves_no_key(backend, admin_get):
     scope = TaskScope("d", "r", "t")
     backend.set(scope, "k", "1")
     backend.set(scope, "k", "2", expires_at=datetime.now(UTC) - timedelta(seconds=1))
     assert backend.get(scope, "k") is None
 
 
-def test_clear_takes_one_map_index_unless_all_map_indices(backend, admin):
+def test_clear_takes_one_map_index_unless_all_map_indices(backend, admin_get):
     first, second = TaskScope("d", "r", "mapped", 0), TaskScope("d", "r", "mapped", 1)
     for scope in (first, second):
         backend.set(scope, "progress", json.dumps({"map_index": scope.map_index}))
@@ -143,20 +119,20 @@ def test_clear_takes_one_map_index_unless_all_map_indices(backend, admin):
     backend.set(first, "progress", '"again"')
     backend.clear(first, all_map_indices=True)
     assert backend.get(first, "progress") is None and backend.get(second, "progress") is None
-    assert task_entries(admin, task="mapped", map_index=1) == {}
+    assert task_entries(admin_get, task="mapped", map_index=1) == {}
 
 
-def test_asset_keys_by_name_and_by_uri(backend, admin):
+def test_asset_keys_by_name_and_by_uri(backend, admin_get):
     by_name = AssetScope(name="warehouse.orders")
     backend.set(by_name, "watermark", ODD)
     assert backend.get(by_name, "watermark") == ODD
-    assert asset_named(admin, "warehouse.orders")["key_count"] == 1
+    assert asset_named(admin_get, "warehouse.orders")["key_count"] == 1
 
     # A write naming both registers the asset with both; either then finds it.
     both = AssetScope(name="s3-orders", uri="s3://bucket/orders/")
     backend.set(both, "offset", "42", expires_at=datetime.now(UTC) + timedelta(days=1))  # asset keys never expire
     assert backend.get(AssetScope(uri="s3://bucket/orders/"), "offset") == "42"
-    assert asset_named(admin, "s3-orders")["uri"] == "s3://bucket/orders/"
+    assert asset_named(admin_get, "s3-orders")["uri"] == "s3://bucket/orders/"
 
     by_uri = AssetScope(uri="postgres://db/public/events")
     backend.set(by_uri, "last", '["a",  "b"]')
@@ -169,7 +145,7 @@ def test_asset_keys_by_name_and_by_uri(backend, admin):
     assert backend.get(AssetScope(name="never-registered"), "k") is None
 
 
-def test_async_methods_do_the_same(backend, admin):
+def test_async_methods_do_the_same(backend, admin_get):
     task, other_index = TaskScope("d", "r", "t", 0), TaskScope("d", "r", "t", 1)
     asset = AssetScope(name="async.asset", uri="file:///tmp/async")
     expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=5)
@@ -256,12 +232,12 @@ class FakeAsyncSession(FakeSession):
         return FakeSession.get(self, model, asset_id)
 
 
-def test_an_asset_id_is_resolved_through_the_session_airflow_passes(backend, admin):
+def test_an_asset_id_is_resolved_through_the_session_airflow_passes(backend, admin_get):
     session = FakeSession({7: FakeAssetRow("warehouse.orders", "postgres://warehouse/public/orders")})
     backend.set(AssetScope(asset_id=7), "watermark", '"2026-12-01"', session=session)
     assert session.asked == [("AssetModel", 7)]
     assert backend.get(AssetScope(name="warehouse.orders"), "watermark") == '"2026-12-01"'
-    assert asset_named(admin, "warehouse.orders")["uri"] == "postgres://warehouse/public/orders"
+    assert asset_named(admin_get, "warehouse.orders")["uri"] == "postgres://warehouse/public/orders"
     assert backend.get(AssetScope(asset_id=7), "watermark", session=session) == '"2026-12-01"'
     assert session.asked == [("AssetModel", 7)]  # an id names one asset for good: asked once
 
@@ -289,7 +265,7 @@ class FakeTI:
             dag_id, run_id, task_id, map_index, try_number)
 
 
-def test_the_accessor_from_a_context_shares_keys_across_tries(live_server, service_key, admin):
+def test_the_accessor_from_a_context_shares_keys_across_tries(live_server, service_key, admin_get):
     options = {"url": live_server, "api_key": service_key}
     with TaskStateStore.from_context({"ti": FakeTI("etl", "manual__1", "copy", 2, try_number=1)}, **options) as first:
         assert first.get("done", default=0) == 0
@@ -300,7 +276,7 @@ def test_the_accessor_from_a_context_shares_keys_across_tries(live_server, servi
     retry = TaskStateStore.from_context({"ti": FakeTI("etl", "manual__1", "copy", 2, try_number=2)}, **options)
     assert retry.get("done") == 17 and retry.get("job") == {"id": "application_42"}
 
-    entries = task_entries(admin, dag="etl", run="manual__1", task="copy", map_index=2)
+    entries = task_entries(admin_get, dag="etl", run="manual__1", task="copy", map_index=2)
     now = datetime.now(UTC)
     assert abs(datetime.fromisoformat(entries["job"]["expires_at"]) - (now + timedelta(hours=2))) < TOLERANCE
     # None: the server's configured default retention (30 days here), not a client-side constant

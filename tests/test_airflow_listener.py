@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 import time
 
@@ -18,8 +17,6 @@ import httpx
 import pytest
 
 from support import free_port
-from webapp.auth import api_keys
-from webapp.extensions import db
 
 pytest.importorskip("airflow.listeners.spec.dagrun", reason="apache-airflow-core 3.3 is not installed")
 
@@ -40,17 +37,10 @@ class FakeTI:
         self.map_index, self.try_number, self.state = map_index, try_number, state
 
 
-def service_key(app) -> str:
-    with app.app_context():
-        _record, key = api_keys.create(f"listener-{secrets.token_hex(3)}", "service")
-        db.session.commit()
-    return key
-
-
-def client_into(app, **settings) -> ServiceClient:
-    """A service client whose requests go to the in-process app."""
+def client_into(app, key: str, **settings) -> ServiceClient:
+    """A service client (API key ``key``) whose requests go to the in-process app."""
     options = {"retry_wait": 0.001, "retry_wait_max": 0.005, **settings}
-    return ServiceClient(ServiceSettings("http://taskstore.test", service_key(app), **options),
+    return ServiceClient(ServiceSettings("http://taskstore.test", key, **options),
                          transport=httpx.WSGITransport(app=app))
 
 
@@ -101,9 +91,10 @@ def test_the_hooks_register_against_airflows_own_hookspecs():
                      "before_stopping"}
 
 
-def test_reports_carry_states_and_tries_and_clear_on_success_clears(make_app, client, admin_auth, use_reporter):
+def test_reports_carry_states_and_tries_and_clear_on_success_clears(make_app, client, admin_auth, use_reporter,
+                                                                     service_key):
     app = make_app(clear_on_success=True)
-    service = client_into(app)
+    service = client_into(app, service_key)
     reporter = use_reporter(StateReporter(service))
     hook = airflow_listener
     copy = TaskIdentity("etl", "manual__1", "copy")
@@ -132,9 +123,9 @@ def test_reports_carry_states_and_tries_and_clear_on_success_clears(make_app, cl
 
 
 def test_run_hooks_report_every_task_instance_and_skip_repeats(make_app, client, admin_auth, use_reporter,
-                                                               monkeypatch):
+                                                               monkeypatch, service_key):
     app = make_app()
-    reporter = use_reporter(StateReporter(client_into(app)))
+    reporter = use_reporter(StateReporter(client_into(app, service_key)))
     airflow_listener.on_task_instance_success(previous_state="running", task_instance=FakeTI("extract"))
     tis = [FakeTI("extract", state="success"), FakeTI("transform", state="upstream_failed", try_number=0),
            FakeTI("mapped", state="removed", map_index=3), FakeTI("human", state="awaiting_input")]
@@ -189,8 +180,8 @@ def test_a_full_queue_drops_reports_with_a_warning_and_the_flush_is_bounded(use_
     assert reporter.flush(timeout=10)
 
 
-def test_what_a_hook_cannot_read_is_logged_not_raised(use_reporter, make_app, caplog):
-    use_reporter(StateReporter(client_into(make_app())))
+def test_what_a_hook_cannot_read_is_logged_not_raised(use_reporter, make_app, caplog, service_key):
+    use_reporter(StateReporter(client_into(make_app(), service_key)))
     airflow_listener.on_task_instance_running(previous_state=None, task_instance=object())  # no dag_id
     airflow_listener.on_dag_run_success(dag_run=object(), msg="success")  # not a mapped DagRun
     assert "could not report" in caplog.text
