@@ -29,7 +29,7 @@ def _authorize() -> None:
         record = api_keys.authenticate(bearer_token())
         if record is None:
             raise Unauthenticated("Invalid API key")
-        g.principal = roles.Principal(f"api-key:{record.name}", record.role)
+        g.principal = api_keys.principal(record)
         g.principal.require(roles.METRICS)
 
 

@@ -22,7 +22,9 @@ def limit_options(command):
 
 
 def _limits_text(record) -> str:
-    return f"dags {record.dag_patterns or '*'}, assets {record.asset_patterns or '*'}"
+    from ..auth import name_patterns
+
+    return name_patterns.Limits.of(record).describe()
 
 
 @click.group("api-keys", help="Manage admin API keys.")
