@@ -23,7 +23,7 @@ def load_user():
     if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
         return redirect(url_for("ui.login", next=request.full_path.removesuffix("?")))
     if g.user is not None:
-        visibility.check_route(users.principal(g.user), request.view_args)
+        visibility.check_route(helpers.principal(), request.view_args)
     return None
 
 

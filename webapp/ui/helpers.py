@@ -28,8 +28,11 @@ def is_htmx() -> bool:
 
 
 def principal() -> roles.Principal:
-    """The logged-in person: role, and the DAGs and assets they may see."""
-    return users.principal(g.user)
+    """The logged-in person: role, and the DAGs and assets they may see; worked out once per
+    request (templates ask for it in every has_role), again only if the person changes."""
+    if g.get("principal_of") is not g.user:
+        g.principal, g.principal_of = users.principal(g.user), g.user
+    return g.principal
 
 
 def has_role(role: str) -> bool:
