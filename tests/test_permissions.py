@@ -156,7 +156,10 @@ def test_a_limited_admin_may_not_manage_people_keys_watchers_or_assets_outside(c
     assert created.status_code == 201
 
 
-def test_a_limited_service_key_reaches_only_its_dags_and_assets(client, world, limited_key):
+def test_a_limited_service_key_reaches_only_its_dags_and_assets(client, world, limited_key, service_key):
+    unlimited = {"Authorization": f"Bearer {service_key}"}
+    hidden_key = f"{API}/service/assets/value?name=secret.payroll&key=k"
+    assert client.put(hidden_key, headers=unlimited, json={"value_json": '"salaries"'}).status_code == 204
     headers = limited_key("service")
     ok = client.put(f"{API}/service/tasks/etl_new/run_1/load/keys/k", headers=headers, json={"value_json": "1"})
     assert ok.status_code == 204
@@ -165,7 +168,9 @@ def test_a_limited_service_key_reaches_only_its_dags_and_assets(client, world, l
     by_uri = client.put(f"{API}/service/assets/value?uri=s3://secret.payroll&key=k", headers=headers,
                         json={"value_json": "1"})
     assert by_uri.status_code == 404
-    assert client.delete(f"{API}/service/assets/value?name=secret.payroll&key=k", headers=headers).status_code == 204
+    assert client.delete(hidden_key, headers=headers).status_code in (204, 404)
+    assert client.get(hidden_key, headers=headers).status_code == 404
+    assert client.get(hidden_key, headers=unlimited).get_data(as_text=True) == '"salaries"'  # untouched
 
 
 def test_question_mark_is_one_character_and_case_counts(client, world, limited_key):

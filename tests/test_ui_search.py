@@ -24,7 +24,9 @@ def test_htmx_gets_the_results_alone_and_a_browser_the_page(login_as, make_run, 
     fragment = viewer.get("/search?q=checkpoint", headers={"HX-Request": "true"})
     assert "<html" in page.text and 'id="search-results"' in page.text
     assert "<html" not in fragment.text and "<form" not in fragment.text
-    assert table_rows(fragment.text)[1:] == table_rows(page.text)[1:len(table_rows(fragment.text))]
+    found = table_rows(fragment.text)
+    assert [row[4] for row in found[1:]] == ["checkpoint/ledger", "checkpoint/epoch", "checkpoint/epoch"]
+    assert found == table_rows(page.text)[:len(found)]
     assert "HX-Request" in page.headers["Vary"] and "HX-Request" in fragment.headers["Vary"]
     assert 'hx-push-url="true"' in page.text and 'hx-target="#search-results"' in page.text
 
@@ -74,3 +76,11 @@ def test_someone_limited_to_some_dags_is_never_offered_the_others(app, make_run,
     assert log_in(client, "lena").status_code == 302
     html = client.get("/search?q=checkpoint&dag_id=finance").text
     assert "finance_close" not in html and "No DAG is named <code>finance</code>" in html
+
+
+def test_a_dag_is_found_however_many_ids_contain_its_own(login_as, make_run):
+    for prefix in "abcdefghijkl":  # twelve ids containing "etl" that sort before it
+        make_run(f"{prefix}_etl")
+    make_run("etl")
+    html = login_as("viewer").get("/search?q=x&dag_id=etl").text
+    assert "No DAG is named" not in html

@@ -344,6 +344,12 @@ def neighbour_map_indexes(ti: TaskInstance) -> tuple[int | None, int | None]:
     return before, after
 
 
+def dag_exists(dag_id: str, *, visible=None) -> bool:
+    """Whether a DAG of this id has a run (one the patterns ``visible`` allow)."""
+    allowed = name_patterns.where(visible, DagRun.dag_id)
+    return db.session.execute(select(DagRun.id).where(DagRun.dag_id == dag_id, *allowed).limit(1)).first() is not None
+
+
 def dag_ids_like(text: str, *, limit: int, visible=None) -> list[str]:
     """DAG ids containing ``text`` (all of them when it is empty), ignoring case, in order; at most ``limit``."""
     allowed = name_patterns.where(visible, DagRun.dag_id)

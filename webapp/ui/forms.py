@@ -133,16 +133,12 @@ class ExpiryMixin:
             return None
         if choice == "default":
             return store.admin_expiry("default", retention, now)
-        if choice in QUICK_EXPIRY:
-            chosen = QUICK_EXPIRY[choice][1](now)
-            if chosen <= now:  # the last second of the day is gone
-                chosen = now + timedelta(seconds=1)
-            return chosen
-        if not typed:
+        if not typed and choice not in QUICK_EXPIRY:
             self.expires_at.errors = [f"Enter a date and time (UTC) for a custom expiry, as {EXPIRES_AT_EXAMPLE}"]
             return INVALID
         try:
-            return store.admin_expiry(parse_expires_at(typed), retention, now)
+            chosen = QUICK_EXPIRY[choice][1](now) if choice in QUICK_EXPIRY else parse_expires_at(typed)
+            return store.admin_expiry(chosen, retention, now)
         except ValueError as exc:
             self.expires_at.errors = [str(exc)]
             return INVALID

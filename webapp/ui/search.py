@@ -25,11 +25,8 @@ def search():
     asset_offset = int_arg("asset_offset", 0, 0)
     hits, total, asset_hits, asset_total = [], 0, [], 0
     sees = principal()
-    unknown_dag, similar_dags = False, []
-    if dag_id and not runs.dag_ids_like(dag_id, limit=1, visible=sees.dags) == [dag_id]:
-        similar = runs.dag_ids_like(dag_id, limit=11, visible=sees.dags)
-        unknown_dag = dag_id not in similar
-        similar_dags = [name for name in similar if name != dag_id][:10]
+    unknown_dag = bool(dag_id) and not runs.dag_exists(dag_id, visible=sees.dags)
+    similar_dags = runs.dag_ids_like(dag_id, limit=10, visible=sees.dags) if unknown_dag else []
     if text:
         hits, total = store.search_keys(text, within={"dag_id": dag_id} if dag_id else None,
                                         limit=RESULTS_PER_PAGE, offset=offset, visible=sees.dags)
