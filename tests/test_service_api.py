@@ -137,3 +137,11 @@ def test_a_huge_try_number_is_counted_without_a_row_for_every_unseen_try(client,
     numbers = [t["try_number"] for t in tries]
     assert numbers[0] == 1 and numbers[-1] == 2**31 - 1 and len(numbers) <= 30
     assert [t["state"] for t in tries[1:-1]] == [None] * (len(numbers) - 2)  # unseen: state unknown
+
+
+def test_a_try_past_the_largest_number_is_refused_not_a_server_error(client, service):
+    url = f"{SERVICE}/tasks/etl/manual_1/load/state"
+    assert client.put(url, headers=service, json={"state": "up_for_retry", "try_number": 2**31 - 1}).status_code == 200
+    again = client.put(url, headers=service, json={"state": "running", "try_number": None})
+    assert again.status_code == 422 and again.get_json()["detail"]["field"] == "try_number"
+    assert client.get(f"{SERVICE}/tasks/etl/manual_1/load/keys/k", headers=service).status_code == 404

@@ -6,8 +6,7 @@ from flask import request
 from werkzeug.routing import PathConverter
 
 from .errors import InvalidInput
-
-INT_MAX = 2**31 - 1  # the columns are 32-bit: a larger number would overflow in the database
+from .models import INT_MAX  # the request helpers bound numbers by the columns' range
 
 
 class KeyConverter(PathConverter):

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .extensions import db
 
 ID_LENGTH = 250
+INT_MAX = 2**31 - 1  # the integer columns are 32-bit: a larger number would overflow in the database
 KEY_LENGTH = 512
 ASSET_NAME_LENGTH = 1500
 PATTERNS_LENGTH = 1000  # a user's or API key's DAG or asset name patterns, comma-separated

@@ -19,7 +19,7 @@ from . import assets, store
 from .auth import name_patterns
 from .errors import Conflict, InvalidInput, NotFound
 from .extensions import db
-from .models import ID_LENGTH, DagRun, TaskInstance, TaskInstanceHistory, utcnow
+from .models import ID_LENGTH, INT_MAX, DagRun, TaskInstance, TaskInstanceHistory, utcnow
 
 
 class TaskInstanceState(StrEnum):
@@ -231,6 +231,8 @@ def set_state(ti: TaskInstance, new_state: str | None, *, clear_on_success: bool
     now = utcnow()
     if new_state == "running" and ti.state != "running":
         if ti.try_number == 0 or ti.state in NEW_TRY_FROM or ti.end_date is not None or ti.start_date is None:
+            if ti.try_number >= INT_MAX:  # the column is 32-bit: one more would overflow in the database
+                raise InvalidInput("try_number", f"cannot go past {INT_MAX}")
             end_try(ti)
             ti.try_number += 1
         ti.start_date, ti.end_date = now, None
