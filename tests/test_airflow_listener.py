@@ -212,3 +212,12 @@ def test_without_a_url_the_listener_stays_silent(monkeypatch):
 def test_state_report_describes_itself():
     report = StateReport(TaskIdentity("d", "r", "t", 2), None, None)
     assert airflow_listener._describe(report) == "state report none (try None) of d/r/t[2]"
+
+
+def test_the_listener_reports_every_state_the_service_knows():
+    """The listener may not import the service; its list of states must still be the service's
+    (Airflow's human-in-the-loop awaiting_input was once missing, so those tasks went unreported)."""
+    from webapp import runs
+    from webapp.integrations.airflow_listener import KNOWN_STATES
+
+    assert KNOWN_STATES == {state for state in runs.TI_STATES if state is not None}

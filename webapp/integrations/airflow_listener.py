@@ -55,10 +55,10 @@ from webapp.integrations.service_client import (
 hookimpl = HookimplMarker("airflow")
 log = logging.getLogger(__name__)
 
-# The task instance states the service knows ("none" is None).
+# The task instance states the service knows ("none" is None); a test holds this to the service's list.
 KNOWN_STATES = frozenset({
     "scheduled", "queued", "running", "success", "failed", "up_for_retry", "up_for_reschedule",
-    "upstream_failed", "skipped", "removed", "deferred", "restarting",
+    "upstream_failed", "skipped", "removed", "deferred", "restarting", "awaiting_input",
 })
 DEFAULTS = {"report_queue_size": 10000, "report_retries": 6, "report_flush_timeout": 5.0}
 DEDUPE_SIZE = 10000
