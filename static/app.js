@@ -62,3 +62,40 @@ document.addEventListener("click", async (event) => {
   button.classList.add("copied");
   setTimeout(() => button.classList.remove("copied"), 1500);
 });
+
+// A box that scrolls (a table wider than the screen: the table itself on a phone, its div.scroll
+// on a laptop; a long code sample) can be scrolled with the arrow keys once it has focus. While
+// it scrolls and holds nothing focusable of its own, it gets a tab stop; a div is named after its
+// section's heading. Rechecked when the window is resized and when htmx swaps content in.
+const FOCUSABLE = "a[href], button:not([hidden]), input:not([type=hidden]), select, textarea, [tabindex]";
+function scrolls(box) {
+  const style = getComputedStyle(box);
+  return (box.scrollWidth > box.clientWidth && ["auto", "scroll"].includes(style.overflowX))
+    || (box.scrollHeight > box.clientHeight && ["auto", "scroll"].includes(style.overflowY));
+}
+function letKeyboardScroll() {
+  for (const box of document.querySelectorAll("table, .scroll, pre")) {
+    const ours = "scrollStop" in box.dataset;
+    if (!ours && !box.hasAttribute("tabindex") && scrolls(box) && !box.querySelector(FOCUSABLE)) {
+      box.tabIndex = 0;
+      box.dataset.scrollStop = "";
+      const heading = box.tagName === "DIV" && box.closest("section")?.querySelector("h2[id]");
+      if (heading) {
+        box.setAttribute("role", "region");
+        box.setAttribute("aria-labelledby", heading.id);
+      }
+    } else if (ours && !scrolls(box)) {
+      ["tabindex", "role", "aria-labelledby", "data-scroll-stop"].forEach((name) => box.removeAttribute(name));
+    }
+  }
+}
+let keyboardScrollPending = false;
+function letKeyboardScrollSoon() {
+  if (!keyboardScrollPending) {
+    keyboardScrollPending = true;
+    requestAnimationFrame(() => { keyboardScrollPending = false; letKeyboardScroll(); });
+  }
+}
+document.addEventListener("DOMContentLoaded", letKeyboardScroll);
+document.addEventListener("htmx:afterSettle", letKeyboardScrollSoon);
+window.addEventListener("resize", letKeyboardScrollSoon);

@@ -14,11 +14,12 @@ goes through the worker API of the server process, as a worker's writes do.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
 
-from support import PASSWORD, put_key
+from support import PASSWORD, put_key, ti_page_url
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -62,16 +63,37 @@ def page(browser, live_server, app):
 @pytest.fixture
 def browser_login(page):
     """Log in through the login form, as a person would; lands on the DAGs page. Users come
-    from ``make_user`` (tests/conftest.py), all with ``support.PASSWORD``."""
+    from ``make_user`` (tests/conftest.py), all with ``support.PASSWORD``. Logs in ``page``, or
+    the ``tab`` given (one of ``open_tab``'s)."""
 
-    def _log_in(username: str, password: str = PASSWORD) -> None:
-        page.goto("/login")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(lambda url: "/login" not in url)
+    def _log_in(username: str, password: str = PASSWORD, tab=None) -> None:
+        tab = tab or page
+        tab.goto("/login")
+        tab.get_by_label("Username").fill(username)
+        tab.get_by_label("Password").fill(password)
+        tab.get_by_role("button", name="Log in").click()
+        tab.wait_for_url(lambda url: "/login" not in url)
 
     return _log_in
+
+
+@pytest.fixture
+def open_tab(browser, live_server, app):
+    """A tab in a context of its own, for a test needing another window size or setting than
+    ``page``'s: ``open_tab(390, 844, color_scheme="dark")`` (options after the size go to
+    Playwright's ``new_context``); ``browser_login(user, tab=tab)`` logs it in. Every context
+    opened is closed after the test, before ``app`` empties the tables."""
+    contexts = []
+
+    def _open(width: int = 1280, height: int = 800, **options):
+        context = browser.new_context(base_url=live_server, viewport={"width": width, "height": height}, **options)
+        context.set_default_timeout(EXPECT_TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield _open
+    for context in contexts:
+        context.close()
 
 
 @pytest.fixture
@@ -84,3 +106,50 @@ def worker_put(live_server, worker_auth):
             put_key(http, worker_auth(ti), ti, key, value, expires_at)
 
         yield _put
+
+
+# --- every page of the admin UI, with data that stretches it -----------------------------------
+
+DAG = "warehouse_nightly_rebuild_of_every_customer_facing_table"
+RUN = "scheduled__2026-12-01T00:00:00+00:00"
+TASK = "load_orders_into_the_warehouse"
+ASSET_NAME = "warehouse.orders_with_a_long_asset_name"
+ASSET_URI = "postgres://warehouse.internal:5432/analytics/public/orders"
+LONG_KEY = "checkpoint/" + "partition=2026-12-01/" * 6
+# A value no line break can split (one long token) beside an ordinary one.
+LONG_VALUE = {"rows_written": 1_204_332, "token": "x" * 2_000, "files": [f"s3://bucket/part-{i:05d}.parquet"
+                                                                        for i in range(40)]}
+
+
+@pytest.fixture
+def every_page(app, make_run, make_user, worker_put, worker_auth, live_server) -> dict:
+    """A run with long names, keys (one long key with a long value) on a task instance and on a
+    mapped one, an asset with that key, and the admin ``ada``. Returns ``pages``: the path of
+    every page an admin sees once logged in (the login page aside), ``ti``: the task instance's
+    page, ``long_key`` and ``admin``. The checks that hold on every page (widths, accessibility)
+    all go through this one list."""
+    from webapp import assets
+    from webapp.extensions import db
+
+    tis = make_run(dag_id=DAG, run_id=RUN, tasks=((TASK, None), ("copy", [0, 1])))
+    worker_put(tis[TASK], LONG_KEY, LONG_VALUE, "2099-01-01T00:00:00+00:00")
+    worker_put(tis[TASK], "short", 1)
+    worker_put(tis[("copy", 1)], "copied", {"files": 3})
+    with app.app_context():
+        asset = assets.create(ASSET_NAME, ASSET_URI, "warehouse")
+        db.session.commit()
+        asset_id = asset.id
+    with httpx.Client(base_url=live_server, timeout=10) as http:
+        response = http.put("/execution/store/asset/by-name/value", params={"name": ASSET_NAME, "key": LONG_KEY},
+                            json={"value": LONG_VALUE}, headers=worker_auth(tis[TASK]))
+        assert response.status_code == 204, response.text
+    make_user("ada", "admin")
+    dag = f"/dags/{quote(DAG, safe='')}"
+    ti = ti_page_url(DAG, RUN, TASK)
+    return {
+        "ti": ti, "long_key": LONG_KEY, "admin": "ada",
+        "pages": ["/", dag, f"{dag}/runs/{quote(RUN, safe='')}", ti, ti_page_url(DAG, RUN, "copy", map_index=1),
+                  *(ti_page_url(DAG, RUN, TASK, action, key=LONG_KEY) for action in ("edit", "delete")),
+                  ti_page_url(DAG, RUN, TASK, "clear"), "/search?q=checkpoint", "/assets", f"/assets/{asset_id}",
+                  "/access", "/account", "/api/v2/docs"],
+    }
