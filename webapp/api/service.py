@@ -63,7 +63,7 @@ def _stored_text(value_json: str) -> Response:
 
 
 @bp.get(TASK + "/keys/<storekey:key>", merge_slashes=False)
-@documented("A task instance's key, by identity: the stored JSON text as the body", tag="Service", ok={200: None}, errors=(401, 403, 404, 422), query=("map_index",))
+@documented("A task instance's key, by identity: the stored JSON text as the body", tag="Service", ok={200: schemas.StoredValue}, errors=(401, 403, 404, 422), query=("map_index",))
 def get_task_key(dag_id: str, run_id: str, task_id: str, key: str):
     names = _identity(dag_id, run_id, task_id)
     return _stored_text(committed(lambda: store.read_value_json(TASK_ADDRESS, key, **names)))
@@ -165,7 +165,7 @@ def _asset_name(name: str | None, uri: str | None) -> str:
 
 
 @bp.get("/assets/value")
-@documented("An asset's key by name (or uri): the stored JSON text as the body", tag="Service", ok={200: None}, errors=(401, 403, 404, 422), query=("name", "uri", "key"))
+@documented("An asset's key by name (or uri): the stored JSON text as the body", tag="Service", ok={200: schemas.StoredValue}, errors=(401, 403, 404, 422), query=("name", "uri", "key"))
 def get_asset_key():
     by, name, uri, key = _asset_names(with_key=True)
     address, names = _asset_address(by, name, uri)
