@@ -34,6 +34,7 @@ from .edits import (
     put_entry,
 )
 from .entries import Change, Entry, parse_etag
+from .expiring import ExpiringKey, expiring_keys
 from .history import changes_for
 from .kinds import KINDS
 from .rules import (
@@ -68,7 +69,8 @@ __all__ = [
     "asset_keys_written_by", "AssetScope", "capped_count", "Change", "changes_for", "check_value_size", "clear",
     "clear_addressed", "clear_entries", "COUNT_CAP", "count_expired", "current_entry", "dag_key_counts",
     "delete_entry", "delete_expired", "delete_key", "delete_orphaned_asset_keys", "delete_set_aside",
-    "encode_value", "Entry", "expiry_for_retention", "extend_entry", "find", "get_entry", "key_counts_by_run",
+    "encode_value", "Entry", "ExpiringKey", "expiring_keys", "expiry_for_retention", "extend_entry", "find",
+    "get_entry", "key_counts_by_run",
     "key_counts_by_task_instance", "KeyHit", "KINDS", "list_entries", "list_expired", "list_set_aside",
     "live_condition", "move_set_aside", "name_hash", "parse_asset_put_body", "parse_etag", "parse_json",
     "parse_ti_id", "parse_timestamp", "parse_worker_put_body", "patch_value", "put_entry", "read_value_json",

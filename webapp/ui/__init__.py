@@ -37,4 +37,4 @@ def safe_next(target: str | None) -> str:
     return target if not parts.scheme and not parts.netloc else url_for("ui.dags")
 
 
-from . import access, asset_views, auth_views, deleting, editing, keys, search, set_aside, views  # noqa: E402,F401  (they add routes to bp)
+from . import access, asset_views, auth_views, deleting, editing, expiring, keys, search, set_aside, views  # noqa: E402,F401  (they add routes to bp)

@@ -9,6 +9,7 @@ from flask import flash, make_response, redirect, render_template, request
 from .. import store
 from ..errors import PreconditionFailed
 from ..models import utcnow
+from . import safe_next
 from .forms import add_key_form
 from .helpers import has_role, int_arg, is_htmx
 from .owners import Owner, owner_route
@@ -55,7 +56,9 @@ def keys_page(owner: Owner, add_form=None) -> str:
 def back_to(owner: Owner, message: str, category: str = "success"):
     """Redirect after a plain POST, with the outcome shown once on the owner's page."""
     flash(message, category)
-    return redirect(owner.url(), code=303)
+    # A page listing keys of many owners (Expiring soon) sends ``next`` to get the person back to it.
+    asked = request.form.get("next", "")
+    return redirect(asked if asked and safe_next(asked) == asked else owner.url(), code=303)
 
 
 def render_row(owner: Owner, entry, notice: str | None = None, conflict=None, focus: bool = False):
