@@ -4,6 +4,9 @@ suggestions, and a DAG id that names no DAG said so, with the DAGs whose id cont
 from __future__ import annotations
 
 import re
+from html import unescape
+
+import pytest
 
 from support import table_rows
 
@@ -84,3 +87,130 @@ def test_a_dag_is_found_however_many_ids_contain_its_own(login_as, make_run):
     make_run("etl")
     html = login_as("viewer").get("/search?q=x&dag_id=etl").text
     assert "No DAG is named" not in html
+
+
+# --- also searching in values -------------------------------------------------------------------
+
+
+def seed_values(make_run, worker_put):
+    ti = make_run("ops", "run_1", tasks=(("load", None),))["load"]
+    worker_put(ti, "status", {"state": "DONE", "rows": 12})
+    worker_put(ti, "done_marker", 1)
+    worker_put(ti, "done_and_said", "all done")
+    worker_put(ti, "unrelated", {"state": "running"})
+    return ti
+
+
+def found(html: str, table: int = 0) -> dict[str, str]:
+    """The keys of the task keys table (or the asset keys table: 1) with their "Found in"."""
+    tables = re.findall(r"<table.*?</table>", html, re.S)
+    return {row[-5 if table == 0 else 1]: row[-1] for row in table_rows(tables[table])[1:] if len(row) > 1}
+
+
+def test_values_are_searched_only_when_asked_and_each_hit_says_where(login_as, make_run, worker_put):
+    seed_values(make_run, worker_put)
+    viewer = login_as("viewer")
+    by_name = viewer.get("/search?q=done").text
+    assert "Found in" not in by_name
+    assert [row[4] for row in table_rows(by_name)[1:]] == ["done_and_said", "done_marker"]
+    also_values = viewer.get("/search?q=done&in_values=1").text
+    assert found(also_values) == {"status": "value", "done_marker": "key", "done_and_said": "key and value"}
+    assert 'name="in_values" value="1" checked' in also_values and "slower on a big store" in also_values
+
+
+def test_a_value_search_ignores_case_as_the_key_search_does(login_as, make_run, worker_put):
+    seed_values(make_run, worker_put)
+    assert found(login_as("viewer").get("/search?q=Done&in_values=1").text) == {
+        "status": "value", "done_marker": "key", "done_and_said": "key and value"}
+
+
+def test_htmx_gets_the_value_search_alone(login_as, make_run, worker_put):
+    seed_values(make_run, worker_put)
+    fragment = login_as("viewer").get("/search?q=running&in_values=1", headers={"HX-Request": "true"})
+    assert "<html" not in fragment.text and found(fragment.text) == {"unrelated": "value"}
+
+
+def test_value_search_pages_keep_searching_values(login_as, make_run, worker_put):
+    ti = make_run()["task"]
+    for number in range(51):
+        worker_put(ti, f"k{number:02}", {"note": "needle"})
+    viewer = login_as("viewer")
+    first = viewer.get("/search?q=needle&in_values=1").text
+    assert len(found(first)) == 50 and "1–50 of 51" in first
+    next_url = unescape(re.search(r'href="([^"]+)">Next', first).group(1))
+    assert "in_values=1" in next_url and len(found(viewer.get(next_url).text)) == 1
+
+
+def test_asset_keys_are_searched_by_value_too(login_as, admin_auth, client):
+    asset = client.post("/api/v2/assets", json={"name": "orders", "uri": "s3://orders"}, headers=admin_auth())
+    asset_id = asset.get_json()["id"]
+    response = client.put(f"/api/v2/assets/{asset_id}/state-store/watermark", json={"value": "2026-11-30/part-7"},
+                          headers=admin_auth())
+    assert response.status_code in (200, 201)
+    html = login_as("viewer").get("/search?q=part-7&in_values=1").text
+    assert found(html, table=1) == {"watermark": "value"}
+
+
+def test_a_dag_limited_person_never_finds_other_dags_keys_by_value(app, make_run, worker_put, make_user, client):
+    from support import log_in
+    from webapp.auth import users
+    from webapp.extensions import db
+
+    seed(make_run, worker_put)  # checkpoint keys in ml_* and finance_close, with "epoch" or "rows" in the values
+    make_user("lena", "viewer")
+    with app.app_context():
+        users.set_limits(users.get_by_username("lena"), dags="ml_*", actor="test")
+        db.session.commit()
+    assert log_in(client, "lena").status_code == 302
+    for headers in ({}, {"HX-Request": "true"}):
+        html = client.get("/search?q=rows&in_values=1", headers=headers).text
+        assert "finance_close" not in html and "0 keys found" in html
+        assert "finance_close" not in client.get("/search?q=checkpoint&in_values=1", headers=headers).text
+
+
+ODD_VALUES = {
+    "percent": "100% sure", "nearpercent": "1000 sure",
+    "underscore": "a_b", "nearunderscore": "axb",
+    "backslash": "C:\\temp\\new", "quotes": 'say "hi"', "apostrophe": "it's",
+    "unicode": "Grüße aus Köln 日本 😀", "slash": "a/b%c",
+}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("100%", {"percent"}),
+    ("a_b", {"underscore"}),
+    ("%", {"percent", "slash"}),
+    ("_", {"underscore"}),
+    ("C:\\temp", {"backslash"}),
+    ("\\", {"backslash", "quotes"}),  # quotes: stored as say \"hi\"
+    ('say "hi"', {"quotes"}),
+    ('"hi', {"quotes"}),
+    ("it's", {"apostrophe"}),
+    ("'", {"apostrophe"}),
+    ("Köln 日本 😀", {"unicode"}),
+    ("a/b%", {"slash"}),
+    ("/", {"slash"}),
+    ("'; DROP TABLE task_state; --", set()),
+    ("%_\\'\"/" * 160, set()),  # 960 characters, each one a LIKE wildcard, an escape or a quote
+])
+def test_odd_text_matches_literally_in_values_and_never_errors(login_as, make_run, worker_put, text, expected):
+    ti = make_run()["task"]
+    for key, value in ODD_VALUES.items():
+        worker_put(ti, key, value)
+    viewer = login_as("viewer")
+    response = viewer.get("/search", query_string={"q": text, "in_values": "1"})
+    assert response.status_code == 200
+    assert set(found(response.text)) == expected
+    assert viewer.get("/search", query_string={"q": text}).status_code == 200  # names only
+
+
+def test_a_text_past_the_limit_is_refused_naming_it(login_as):
+    viewer = login_as("viewer")
+    for query in ({"q": "x" * 1001, "in_values": "1"}, {"q": "%" * 60_000}):
+        page = viewer.get("/search", query_string=query)
+        fragment = viewer.get("/search", query_string=query, headers={"HX-Request": "true"})
+        assert page.status_code == fragment.status_code == 422
+        assert "<html" in page.text and "<html" not in fragment.text
+        for html in (page.text, fragment.text):
+            assert "Not searched: q: is" in html and "search for at most 1,000" in html
+    assert viewer.get("/search", query_string={"q": "x" * 1000, "in_values": "1"}).status_code == 200

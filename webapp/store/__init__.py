@@ -61,7 +61,7 @@ from .scopes import (
     task_instance_not_found,
     ti_not_found,
 )
-from .search import KeyHit, search_keys
+from .search import SEARCH_TEXT_LIMIT, KeyHit, search_keys
 from .set_aside import delete_set_aside, list_set_aside, move_set_aside
 
 __all__ = [
@@ -74,7 +74,8 @@ __all__ = [
     "key_counts_by_task_instance", "KeyHit", "KINDS", "list_entries", "list_expired", "list_set_aside",
     "live_condition", "move_set_aside", "name_hash", "parse_asset_put_body", "parse_etag", "parse_json",
     "parse_ti_id", "parse_timestamp", "parse_worker_put_body", "patch_value", "put_entry", "read_value_json",
-    "Scope", "scope_of", "scope_of_asset", "ScopeKind", "search_keys", "TASK_INSTANCE_BY_ID",
+    "Scope", "scope_of", "scope_of_asset", "ScopeKind", "SEARCH_TEXT_LIMIT", "search_keys",
+    "TASK_INSTANCE_BY_ID",
     "TASK_INSTANCE_BY_IDENTITY", "task_instance_not_found", "TASK_KEYS", "TaskInstanceScope", "ti_not_found",
     "validate_key", "warn_if_oversized", "worker_names", "write", "written_by",
 ]

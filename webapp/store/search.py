@@ -1,14 +1,17 @@
-"""Finding keys by name across all scopes of a kind (the UI's search page)."""
+"""Finding keys by name (and, when asked, by value) across all scopes of a kind (the UI's
+search page)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, column, inspect, literal_column, select, table
+from sqlalchemy import ColumnElement, FromClause, column, inspect, literal_column, or_, select, table
 
 from ..auth import name_patterns
+from ..errors import InvalidInput
 from ..extensions import db
 from .access import live_condition
 from .counting import capped_count
@@ -23,10 +26,18 @@ class KeyHit:
     value_json: str
     updated_at: datetime
     expires_at: datetime | None
+    in_key: bool = True  # where the text was found: the key's name, its value, or both
+    in_value: bool = False
+
+
+# Longer than any key (512) and than most fragments of a value one would paste; it also keeps
+# a pattern within SQLite's LIKE limit (50,000 bytes), past which SQLite raises an error.
+SEARCH_TEXT_LIMIT = 1_000
 
 
 def search_keys(substring: str, *, kind: ScopeKind = TASK_KEYS, within: dict[str, Any] | None = None, limit: int,
-                offset: int = 0, now: datetime | None = None, visible=None) -> tuple[list[KeyHit], int]:
+                offset: int = 0, now: datetime | None = None, visible=None,
+                in_values: bool = False) -> tuple[list[KeyHit], int]:
     """Live keys of a kind whose name contains ``substring``, ignoring case, across all its
     scopes (or those whose labels match ``within``, e.g. one DAG's), newest first; one page
     and the total (capped).
@@ -41,15 +52,29 @@ def search_keys(substring: str, *, kind: ScopeKind = TASK_KEYS, within: dict[str
     PostgreSQL this is ILIKE, which the trigram index of migration 0006 serves; on SQLite plain
     LIKE, which ignores the case of ASCII letters by itself, driven by the FTS5 trigram table of
     migration 0006 for substrings of 3 characters or more; on MariaDB's binary collation
-    LOWER() LIKE, which reads keys newest first until it has a page."""
-    source, conditions, newest_first = _matching(kind, substring)
+    LOWER() LIKE, which reads keys newest first until it has a page.
+
+    ``in_values`` also finds keys whose value contains the text, in the same way: in its JSON
+    text as stored (``"done"`` finds the string done) or in a string in it (``say "hi"``
+    finds the string written ``say \\"hi\\"``). No index serves that: the databases read keys
+    newest first until they have a page, every key when fewer match. Each hit says where the
+    text was found.
+
+    A text longer than ``SEARCH_TEXT_LIMIT`` is refused (field ``q``, the search page's)."""
+    if len(substring) > SEARCH_TEXT_LIMIT:
+        raise InvalidInput("q", f"is {len(substring):,} characters long; search for at most {SEARCH_TEXT_LIMIT:,}")
+    dialect = db.session.get_bind().dialect.name
+    source, conditions, newest_first = _matching(kind, substring, in_values)
     conditions.append(live_condition(now, kind))
     conditions += [kind.column(name) == value for name, value in (within or {}).items()]
     conditions += name_patterns.where(visible, kind.column(kind.permission_label))  # whose the caller may see
     labels = [kind.column(name) for name in kind.labels]
+    found_in = [_contains(kind.column("key"), substring, dialect).label("in_key")]
+    if in_values:
+        found_in.append(_value_contains(kind.column("value"), substring, dialect).label("in_value"))
     rows = db.session.execute(
         select(*labels, kind.column("key"), kind.column("value"), kind.column("updated_at"),
-               kind.column("expires_at"))
+               kind.column("expires_at"), *found_in)
         .select_from(source).where(*conditions).order_by(*newest_first).limit(limit).offset(offset)
     ).all()
     if offset == 0 and len(rows) < limit:
@@ -57,23 +82,47 @@ def search_keys(substring: str, *, kind: ScopeKind = TASK_KEYS, within: dict[str
     else:
         total = capped_count(select(kind.column("id")).select_from(source).where(*conditions))
     count = len(labels)
-    return [KeyHit(kind.name, dict(zip(kind.labels, row[:count], strict=True)), *row[count:]) for row in rows], total
+    hits = [KeyHit(kind.name, dict(zip(kind.labels, row[:count], strict=True)), *row[count:count + 4],
+                   in_key=bool(row.in_key), in_value=in_values and bool(row.in_value)) for row in rows]
+    return hits, total
+
+
+def _contains(text_column, substring: str, dialect: str) -> ColumnElement[bool]:
+    """``text_column`` contains ``substring`` literally (``%``, ``_`` and the escape character
+    escaped), ignoring case: ILIKE on PostgreSQL, LOWER() LIKE on MariaDB's binary collation;
+    SQLite's LIKE ignores the case of ASCII letters by itself."""
+    if dialect == "sqlite":
+        return text_column.contains(substring, autoescape=True)
+    return text_column.icontains(substring, autoescape=True)
+
+
+def _value_contains(value_column, substring: str, dialect: str) -> ColumnElement[bool]:
+    """A value holds the text in its JSON text, or in one of its strings, where JSON writes a
+    quote, a backslash or a control character escaped."""
+    in_string = json.dumps(substring, ensure_ascii=False)[1:-1]
+    if in_string == substring:
+        return _contains(value_column, substring, dialect)
+    return or_(_contains(value_column, substring, dialect), _contains(value_column, in_string, dialect))
 
 
 TRIGRAM = 3
 _sqlite_key_index: dict[tuple[str, str], bool] = {}  # per database URL and table: does it exist?
 
 
-def _matching(kind: ScopeKind, substring: str) -> tuple[FromClause, list, tuple[ColumnElement, ...]]:
+def _matching(kind: ScopeKind, substring: str,
+              in_values: bool) -> tuple[FromClause, list, tuple[ColumnElement, ...]]:
     """Where to look, what a match is, and the newest-first order the database can stream."""
     bind = db.session.get_bind()
+    dialect = bind.dialect.name
     state, key, row_id = kind.table, kind.column("key"), kind.column("id")
-    if bind.dialect.name != "sqlite":
-        return state, [key.icontains(substring, autoescape=True)], \
-            tuple(kind.column(name).desc() for name in kind.newest_first)
-    contains = key.contains(substring, autoescape=True)
+    contains = _contains(key, substring, dialect)
+    if in_values:
+        contains = or_(contains, _value_contains(kind.column("value"), substring, dialect))
+    if dialect != "sqlite":
+        return state, [contains], tuple(kind.column(name).desc() for name in kind.newest_first)
     index_name = kind.sqlite_search_index
-    if len(substring) < TRIGRAM or index_name is None or not _has_sqlite_key_index(bind, index_name):
+    if (in_values or len(substring) < TRIGRAM or index_name is None
+            or not _has_sqlite_key_index(bind, index_name)):
         return state, [contains], (row_id.desc(),)
     # The FTS5 phrase finds the rows holding the substring (folding case beyond ASCII) in rowid
     # order, which it streams only when the ORDER BY names its own rowid; LIKE keeps exactly the
