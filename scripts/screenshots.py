@@ -92,10 +92,10 @@ def take(page: Page, base_url: str, password: str, out: Path) -> None:
 
     # The newest run (the first row) is the one still running.
     page.locator("table tbody tr").first.get_by_role("link").click()
-    expect(page.get_by_role("columnheader", name="Map index")).to_be_visible()
+    expect(page.get_by_role("button", name=MAPPED_TASK, exact=True)).to_be_visible()  # the mapped group's toggle
     shoot(page, out, "dag-run")
 
-    page.get_by_role("link", name=f"{MAPPED_TASK} [{MAP_INDEX}]", exact=True).click()
+    page.get_by_role("link", name=f"{MAPPED_TASK} map index {MAP_INDEX}", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(MAPPED_TASK)
     shoot(page, out, "task-instance-mapped")
 

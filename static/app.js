@@ -99,3 +99,27 @@ function letKeyboardScrollSoon() {
 document.addEventListener("DOMContentLoaded", letKeyboardScroll);
 document.addEventListener("htmx:afterSettle", letKeyboardScrollSoon);
 window.addEventListener("resize", letKeyboardScrollSoon);
+
+// A run's page: each mapped task's name (tbody.mapped tr.group .group-name) becomes a button
+// that hides and shows its map indexes' rows, saying which in aria-expanded. Without this
+// script every row shows.
+function addGroupToggles(root) {
+  root.querySelectorAll("tbody.mapped tr.group .group-name").forEach((name) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "group-toggle";
+    button.setAttribute("aria-expanded", "true");
+    button.textContent = name.textContent;
+    name.replaceWith(button);
+  });
+}
+document.addEventListener("DOMContentLoaded", () => addGroupToggles(document));
+document.addEventListener("click", (event) => {
+  const button = event.target instanceof Element && event.target.closest("button.group-toggle");
+  if (!button) {
+    return;
+  }
+  const expanded = button.getAttribute("aria-expanded") !== "true";
+  button.setAttribute("aria-expanded", String(expanded));
+  button.closest("tbody").querySelectorAll("tr:not(.group)").forEach((row) => { row.hidden = !expanded; });
+});

@@ -116,8 +116,9 @@ def test_dags_page_counts_runs_task_instances_with_keys_and_live_keys(app, viewe
     response = viewer.get("/")
     assert response.status_code == 200
     rows = table_rows(response.text)
-    assert rows[0] == ["DAG", "Runs", "Task instances with keys", "Keys"]
-    assert rows[1:] == [["etl", "2", "2", "3"], ["other", "1", "1", "1"]]
+    assert rows[0] == ["DAG", "Last run", "Last activity", "Runs", "Task instances with keys", "Keys"]
+    # Last run and last activity: tests/test_ui_browse.py.
+    assert [row[:1] + row[3:] for row in rows[1:]] == [["etl", "2", "2", "3"], ["other", "1", "1", "1"]]
     assert '<a href="/dags/etl">etl</a>' in response.text
 
 
@@ -180,14 +181,16 @@ def test_run_page_groups_mapped_task_instances(viewer, make_run, set_ti_state, w
 
     html = viewer.get("/dags/etl/runs/run_1").text
     rows = table_rows(html)
-    assert rows[0] == ["Task", "Map index", "State", "Try", "Keys"]
-    assert rows[1] == ["copy 3 mapped task instances", "2"]
-    assert rows[2:5] == [
-        ["copy [0]", "0", "none", "0", "0"],
-        ["copy [1]", "1", "none", "0", "0"],
-        ["copy [2]", "2", "none", "0", "2"],
+    assert rows[0] == ["Task", "State", "Try", "Keys"]
+    # In the order the tasks were created; each map index under its task ("copy " is there for
+    # screen readers, hidden on screen).
+    assert rows[1] == ["submit", "running", "1", "0"]
+    assert rows[2] == ["copy 3 mapped task instances", "2"]
+    assert rows[3:6] == [
+        ["copy map index 0", "none", "0", "0"],
+        ["copy map index 1", "none", "0", "0"],
+        ["copy map index 2", "none", "0", "2"],
     ]
-    assert rows[5] == ["submit", "—", "running", "1", "0"]
     assert 'href="/dags/etl/runs/run_1/tasks/copy?map_index=2"' in html
     assert viewer.get("/dags/etl/runs/nope").status_code == 404
 

@@ -4,7 +4,9 @@ the commit to the caller."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 import time
 import unicodedata
 import uuid
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import delete, distinct, func, select
+from sqlalchemy import delete, distinct, func, select, union_all
 from sqlalchemy.exc import IntegrityError
 
 from . import assets, store
@@ -188,8 +190,9 @@ def create_dag_run(dag_id: str, run_id: str, tasks: list[TaskSpec],
         db.session.flush()
     except IntegrityError:
         raise Conflict(f"DAG run {run_id!r} of DAG {dag_id!r} already exists") from None
+    # Time-ordered ids, made in the order of ``tasks``: the run's page lists tasks by them.
     instances = [
-        TaskInstance(dag_run_id=run.id, dag_id=dag_id, run_id=run_id, task_id=spec.task_id,
+        TaskInstance(id=uuid7(), dag_run_id=run.id, dag_id=dag_id, run_id=run_id, task_id=spec.task_id,
                      map_index=map_index, state=None, try_number=0, map_key=map_key)
         for spec in tasks
         for map_index, map_key in zip(spec.map_indexes if spec.map_indexes is not None else [-1],
@@ -202,12 +205,24 @@ def create_dag_run(dag_id: str, run_id: str, tasks: list[TaskSpec],
     return run, instances
 
 
+_uuid7_lock = threading.Lock()
+_last_uuid7 = 0
+
+
 def uuid7() -> uuid.UUID:
     """A time-ordered UUID (version 7: 48 bits of Unix milliseconds, then random bits), as
-    Airflow gives each try of a task instance."""
+    Airflow gives each try of a task instance. Each one this process makes is greater than the
+    one before, even within a millisecond (then it is the last one plus one): a run's task
+    instances, all created in the same millisecond, keep the order they were created in."""
+    global _last_uuid7
     value = (time.time_ns() // 1_000_000 & (1 << 48) - 1) << 80 | int.from_bytes(os.urandom(10), "big")
     value = value & ~(0xF << 76) | 0x7 << 76  # version 7
     value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
+    value &= ~(1 << 61)  # the low random bits start below half: counting up never reaches the variant
+    with _uuid7_lock:
+        if value <= _last_uuid7:
+            value = _last_uuid7 + 1
+        _last_uuid7 = value
     return uuid.UUID(int=value)
 
 
@@ -271,6 +286,46 @@ def delete_dag_run(dag_id: str, run_id: str) -> None:
     db.session.execute(delete(DagRun).where(DagRun.id == run.id))
 
 
+@dataclass(frozen=True)
+class RunContents:
+    """What deleting a run takes with it. Not among it, so they stay: the history of changes to
+    its keys (``key_change`` names a task instance by DAG, run, task and map index, with no
+    foreign key to it) and the asset keys its tasks wrote."""
+
+    task_instances: int
+    earlier_tries: int  # tries archived in task_instance_history
+    live_keys: int
+    expired_keys: int  # past their expiry, not yet removed by ``taskstore clean``
+
+    def describe(self) -> str:
+        """"4 task instances (and 2 earlier tries) and 7 keys (and 1 expired key not yet removed)"."""
+        tries = f" (and {_counted(self.earlier_tries, 'earlier try', 'earlier tries')})" if self.earlier_tries else ""
+        expired = f" (and {_counted(self.expired_keys, 'expired key')} not yet removed)" if self.expired_keys else ""
+        return f"{_counted(self.task_instances, 'task instance')}{tries} and {_counted(self.live_keys, 'key')}{expired}"
+
+
+def _counted(number: int, one: str, many: str | None = None) -> str:
+    return f"{number:,} {one if number == 1 else many or one + 's'}"
+
+
+def run_contents(run: DagRun, now: datetime | None = None) -> RunContents:
+    """Exact counts (a confirmation says what will go, not "more than"): three indexed counts
+    of one run's rows."""
+    task_instances = db.session.execute(
+        select(func.count()).select_from(TaskInstance).where(TaskInstance.dag_run_id == run.id)).scalar_one()
+    tries = db.session.execute(select(func.count()).select_from(TaskInstanceHistory)
+                               .where(TaskInstanceHistory.dag_run_id == run.id)).scalar_one()
+    live, expired = store.run_key_counts(run.id, now)
+    return RunContents(task_instances, tries, live, expired)
+
+
+def delete_dag_run_and_count(dag_id: str, run_id: str) -> RunContents:
+    """``delete_dag_run``, answering what went with the run (counted in the same transaction)."""
+    contents = run_contents(get_dag_run(dag_id, run_id))
+    delete_dag_run(dag_id, run_id)
+    return contents
+
+
 # --- listings -----------------------------------------------------------------------------
 
 
@@ -309,6 +364,8 @@ class DagSummary:
     run_count: int
     task_instances_with_keys: int
     key_count: int
+    last_run_state: str | None = None  # the newest run's (the first on the DAG's runs page)
+    last_activity: datetime | None = None  # see dag_summaries
 
 
 @dataclass(frozen=True)
@@ -331,6 +388,27 @@ class RunPage:
 class TaskInstanceRow:
     ti: TaskInstance
     key_count: int
+
+
+@dataclass(frozen=True)
+class TaskGroup:
+    """One task's rows on a run's page: a plain task's one row, or a mapped task's map indexes."""
+
+    task_id: str
+    rows: list[TaskInstanceRow]
+
+    @property
+    def mapped(self) -> bool:
+        return any(row.ti.map_index != -1 for row in self.rows)
+
+    @property
+    def key_count(self) -> int:
+        return sum(row.key_count for row in self.rows)
+
+
+def task_groups(rows: list[TaskInstanceRow]) -> list[TaskGroup]:
+    """Consecutive rows of one task, in the order given (``task_instance_rows``' order)."""
+    return [TaskGroup(task_id, list(group)) for task_id, group in itertools.groupby(rows, lambda row: row.ti.task_id)]
 
 
 def neighbour_map_indexes(ti: TaskInstance) -> tuple[int | None, int | None]:
@@ -361,16 +439,38 @@ def dag_ids_like(text: str, *, limit: int, visible=None) -> list[str]:
     return list(db.session.execute(query.order_by(DagRun.dag_id).limit(limit)).scalars())
 
 
-def dag_summaries(limit: int, offset: int, now: datetime | None = None, *, visible=None) -> Page:
-    """DAGs with their runs, task instances holding live keys, and live keys (both capped);
-    ``visible``: only the DAGs those patterns allow (``auth.name_patterns``)."""
-    allowed = name_patterns.where(visible, DagRun.dag_id)
-    total = db.session.execute(select(func.count(distinct(DagRun.dag_id))).where(*allowed)).scalar_one()
+def dag_summaries(limit: int, offset: int, now: datetime | None = None, *, visible=None,
+                  contains: str | None = None) -> Page:
+    """DAGs with their runs, task instances holding live keys, and live keys (both capped), the
+    newest run's state and the DAG's last activity; ``visible``: only the DAGs those patterns
+    allow (``auth.name_patterns``); ``contains``: only DAG ids containing it, ignoring case.
+
+    Three queries for any page: the total, the page (runs grouped by DAG, joined to each DAG's
+    newest run) and the key counts. Last activity is the latest time a run of the DAG was
+    created, started or finished. The latest key write would say more, but finding it reads
+    every key of the DAG (no index holds updated_at), which at a million keys costs more than
+    the rest of the page; a task writing keys runs within its run's start and end anyway."""
+    conditions = name_patterns.where(visible, DagRun.dag_id)
+    if contains:
+        conditions = [*conditions, DagRun.dag_id.icontains(contains, autoescape=True)]
+    total = db.session.execute(select(func.count(distinct(DagRun.dag_id))).where(*conditions)).scalar_one()
+    per_dag = (
+        select(DagRun.dag_id, func.count().label("run_count"), func.max(DagRun.id).label("newest_id"),
+               func.max(DagRun.created_at).label("created"), func.max(DagRun.start_date).label("started"),
+               func.max(DagRun.end_date).label("ended"))
+        .where(*conditions).group_by(DagRun.dag_id).order_by(DagRun.dag_id).limit(limit).offset(offset)
+    ).subquery()
     rows = db.session.execute(
-        select(DagRun.dag_id, func.count().label("run_count")).where(*allowed)
-        .group_by(DagRun.dag_id).order_by(DagRun.dag_id).limit(limit).offset(offset)
+        select(per_dag, DagRun.state.label("last_run_state"))
+        .join(DagRun, DagRun.id == per_dag.c.newest_id).order_by(per_dag.c.dag_id)
     ).all()
-    return Page([DagSummary(row.dag_id, row.run_count, *store.dag_key_counts(row.dag_id, now)) for row in rows], total)
+    key_counts = store.dag_key_counts_by_dag([row.dag_id for row in rows], now)
+    return Page([
+        DagSummary(row.dag_id, row.run_count, *key_counts.get(row.dag_id, (0, 0)), last_run_state=row.last_run_state,
+                   last_activity=max((at for at in (row.created, row.started, row.ended) if at is not None),
+                                     default=None))
+        for row in rows
+    ], total)
 
 
 def dag_run_page(dag_id: str, *, limit: int, state: str | None = None, before: int | None = None,
@@ -419,16 +519,44 @@ def _task_instances_by_run(run_ids: list[int]) -> dict[int, int]:
     ).all())
 
 
-def task_instance_rows(run: DagRun, limit: int, offset: int, now: datetime | None = None) -> Page:
-    """A run's task instances ordered by task and map index, each with its live key count."""
+def task_instance_rows(run: DagRun, limit: int, offset: int, now: datetime | None = None, *,
+                       in_creation_order: bool = False) -> Page:
+    """A run's task instances ordered by task id and map index (the admin API's order), or with
+    ``in_creation_order`` tasks in the order they were created (the UI's: the order a DAG's
+    author and its scheduler gave them), a mapped task's map indexes together in map index
+    order; each with its live key count.
+
+    The creation order comes from the ids: a task instance is created with a time-ordered id
+    (``uuid7``, increasing within a process), and each later try gets a new one, but tries
+    that ended keep theirs in task_instance_history. So a task's smallest id, among its task
+    instances and their archived tries, is the one its first task instance was created with.
+    (Rather than a column of its own, which would need a migration and a value for every
+    existing row.) Tasks whose first task instance was created with a random id, before ids
+    were time-ordered, come in an arbitrary but fixed order."""
     condition = TaskInstance.dag_run_id == run.id
     total = db.session.execute(select(func.count()).select_from(TaskInstance).where(condition)).scalar_one()
-    instances = db.session.execute(
-        select(TaskInstance).where(condition)
-        .order_by(TaskInstance.task_id, TaskInstance.map_index).limit(limit).offset(offset)
-    ).scalars().all()
+    order = (TaskInstance.task_id, TaskInstance.map_index)
+    query = select(TaskInstance).where(condition)
+    if in_creation_order:
+        first = _first_ids_by_task(run.id)
+        query = query.join(first, first.c.task_id == TaskInstance.task_id)
+        order = (first.c.first_id, TaskInstance.map_index)
+    instances = db.session.execute(query.order_by(*order).limit(limit).offset(offset)).scalars().all()
     key_counts = store.key_counts_by_task_instance(run.id, sorted({ti.task_id for ti in instances}), now)
     return Page([TaskInstanceRow(ti, key_counts.get((ti.task_id, ti.map_index), 0)) for ti in instances], total)
+
+
+def _first_ids_by_task(dag_run_id: int):
+    """A subquery: each task's smallest id (``first_id``) among its task instances and their
+    archived tries."""
+    ids = union_all(
+        select(TaskInstance.task_id, TaskInstance.id).where(TaskInstance.dag_run_id == dag_run_id),
+        select(TaskInstanceHistory.task_id, TaskInstanceHistory.id).where(TaskInstanceHistory.dag_run_id == dag_run_id),
+    ).subquery()
+    # The smallest id per task, by row_number: PostgreSQL has no min() for uuid.
+    ranked = select(ids.c.task_id, ids.c.id, func.row_number().over(
+        partition_by=ids.c.task_id, order_by=ids.c.id).label("nth")).subquery()
+    return select(ranked.c.task_id, ranked.c.id.label("first_id")).where(ranked.c.nth == 1).subquery()
 
 
 # --- identity-addressed (a service such as Airflow's storage backend) ------------------------------
@@ -452,8 +580,8 @@ def ensure_task_instance(dag_id: str, run_id: str, task_id: str, map_index: int)
                 run = DagRun(dag_id=dag_id, run_id=run_id, state="queued")
                 db.session.add(run)
                 db.session.flush()
-            db.session.add(TaskInstance(dag_run_id=run.id, dag_id=dag_id, run_id=run_id, task_id=task_id,
-                                        map_index=map_index, state=None, try_number=0))
+            db.session.add(TaskInstance(id=uuid7(), dag_run_id=run.id, dag_id=dag_id, run_id=run_id,
+                                        task_id=task_id, map_index=map_index, state=None, try_number=0))
             db.session.flush()
     except IntegrityError:
         pass  # created meanwhile by another request

@@ -145,10 +145,11 @@ def every_page(app, make_run, make_user, worker_put, worker_auth, live_server) -
         assert response.status_code == 204, response.text
     make_user("ada", "admin")
     dag = f"/dags/{quote(DAG, safe='')}"
+    run = f"{dag}/runs/{quote(RUN, safe='')}"
     ti = ti_page_url(DAG, RUN, TASK)
     return {
         "ti": ti, "long_key": LONG_KEY, "admin": "ada",
-        "pages": ["/", dag, f"{dag}/runs/{quote(RUN, safe='')}", ti, ti_page_url(DAG, RUN, "copy", map_index=1),
+        "pages": ["/", "/?q=nightly", dag, run, f"{run}/delete", ti, ti_page_url(DAG, RUN, "copy", map_index=1),
                   *(ti_page_url(DAG, RUN, TASK, action, key=LONG_KEY) for action in ("edit", "delete")),
                   ti_page_url(DAG, RUN, TASK, "clear"), "/search?q=checkpoint", "/assets", f"/assets/{asset_id}",
                   "/access", "/account", "/api/v2/docs"],

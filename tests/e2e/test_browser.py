@@ -113,7 +113,8 @@ def test_drill_down_from_dags_to_a_mapped_task_instance_by_links(page, make_user
     browser_login(make_user("olga", "viewer"))
 
     dags = page.get_by_role("row").filter(has=page.get_by_role("link", name=DAG, exact=True))
-    expect(dags.get_by_role("cell")).to_have_text([DAG, "1", "1", "1"])  # runs, TIs with keys, keys
+    # Last run, last activity (when the run was created, "… ago"), runs, TIs with keys, keys.
+    expect(dags.get_by_role("cell")).to_have_text([DAG, "queued", re.compile(r"UTC.*ago$"), "1", "1", "1"])
     dags.get_by_role("link", name=DAG, exact=True).click()
 
     expect(page.get_by_role("heading", level=1)).to_contain_text(DAG)
@@ -121,7 +122,7 @@ def test_drill_down_from_dags_to_a_mapped_task_instance_by_links(page, make_user
 
     expect(page.get_by_role("heading", level=1)).to_have_text(RUN)
     expect(page.get_by_role("rowheader", name=re.compile(r"^copy\b"))).to_contain_text("3 mapped task instances")
-    page.get_by_role("link", name="copy [1]", exact=True).click()
+    page.get_by_role("link", name="copy map index 1", exact=True).click()
 
     expect(page).to_have_url(url_pattern(ti_page_url(DAG, RUN, "copy", map_index=1)))
     expect(page.get_by_role("heading", level=1)).to_have_text("copy map index 1")

@@ -18,8 +18,10 @@ from .counting import (
     asset_keys_written_by,
     capped_count,
     dag_key_counts,
+    dag_key_counts_by_dag,
     key_counts_by_run,
     key_counts_by_task_instance,
+    run_key_counts,
 )
 from .edits import (
     add_entry,
@@ -70,7 +72,7 @@ __all__ = [
     "clear_addressed", "clear_entries", "COUNT_CAP", "count_expired", "current_entry", "dag_key_counts",
     "delete_entry", "delete_expired", "delete_key", "delete_orphaned_asset_keys", "delete_set_aside",
     "encode_value", "Entry", "ExpiringKey", "expiring_keys", "expiry_for_retention", "extend_entry", "find",
-    "get_entry", "key_counts_by_run",
+    "get_entry", "dag_key_counts_by_dag", "key_counts_by_run", "run_key_counts",
     "key_counts_by_task_instance", "KeyHit", "KINDS", "list_entries", "list_expired", "list_set_aside",
     "live_condition", "move_set_aside", "name_hash", "parse_asset_put_body", "parse_etag", "parse_json",
     "parse_ti_id", "parse_timestamp", "parse_worker_put_body", "patch_value", "put_entry", "read_value_json",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import case, func, literal_column, select, tuple_, union_all
 
 from ..auth import name_patterns
 from ..extensions import db
@@ -32,6 +32,33 @@ def dag_key_counts(dag_id: str, now: datetime | None = None) -> tuple[int, int]:
     live = (TaskState.dag_id == dag_id, live_condition(now))
     holders = select(TaskState.dag_run_id, TaskState.task_id, TaskState.map_index).where(*live).distinct()
     return capped_count(holders), capped_count(select(TaskState.id).where(*live))
+
+
+def dag_key_counts_by_dag(dag_ids: list[str], now: datetime | None = None) -> dict[str, tuple[int, int]]:
+    """``dag_key_counts`` of each of these DAGs in one statement (one round trip for a page of
+    DAGs): a UNION ALL of each DAG's two capped counts, so each still stops at the cap."""
+    if not dag_ids:
+        return {}
+    parts = []
+    for position, dag_id in enumerate(dag_ids):
+        live = (TaskState.dag_id == dag_id, live_condition(now))
+        holders = select(TaskState.dag_run_id, TaskState.task_id, TaskState.map_index).where(*live).distinct()
+        keys = select(TaskState.id).where(*live)
+        parts.append(select(literal_column(str(position)).label("position"),
+                            *(select(func.count()).select_from(query.limit(COUNT_CAP + 1).subquery()).scalar_subquery()
+                              for query in (holders, keys))))
+    rows = db.session.execute(union_all(*parts) if len(parts) > 1 else parts[0]).all()
+    return {dag_ids[int(position)]: (holders, keys) for position, holders, keys in rows}
+
+
+def run_key_counts(dag_run_id: int, now: datetime | None = None) -> tuple[int, int]:
+    """A run's keys, exactly: live ones, and expired ones ``taskstore clean`` has not removed yet."""
+    live = live_condition(now)
+    counts = db.session.execute(
+        select(func.count(case((live, 1))), func.count(case((~live, 1))))
+        .select_from(TaskState).where(TaskState.dag_run_id == dag_run_id)
+    ).one()
+    return counts[0], counts[1]
 
 
 def key_counts_by_run(run_ids: list[int], now: datetime | None = None) -> dict[int, int]:
