@@ -232,3 +232,14 @@ def test_a_new_deployment_creates_its_folder_and_database_for_its_owner_only(tmp
         db.engine.dispose()
     assert stat.S_IMODE(os.stat(instance).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(instance / "taskstore.db").st_mode) == 0o600
+
+
+@pytest.mark.parametrize("row_id", ["0", "2147483648", "99999999999999999999999"])
+def test_row_ids_no_column_holds_are_404_not_an_error(client, admin_auth, login_as, row_id):
+    for path in (f"/api/v2/assets/{row_id}", f"/api/v2/assets/{row_id}/state-store"):
+        assert client.get(path, headers=admin_auth()).status_code == 404, path
+    assert client.delete(f"/api/v2/assets/{row_id}", headers=admin_auth("admin")).status_code in (404, 405)
+    admin = login_as("admin")
+    assert admin.get(f"/assets/{row_id}").status_code == 404
+    page = admin.get("/access").text
+    assert admin.post(f"/access/api-keys/{row_id}/revoke", data={"csrf_token": csrf_token(page)}).status_code == 404

@@ -76,9 +76,10 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
         metrics.enable()  # once per process: every app of the process counts into the same figures
     request_log.init_app(app, settings)
 
-    from .http import KeyConverter
+    from .http import KeyConverter, RowIdConverter
 
-    app.url_map.converters["storekey"] = KeyConverter  # before the routes that use it
+    app.url_map.converters["storekey"] = KeyConverter  # before the routes that use them
+    app.url_map.converters["rowid"] = RowIdConverter
     app.register_blueprint(worker.bp)
     app.register_blueprint(core.bp)
     app.register_blueprint(service.bp)

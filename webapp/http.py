@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import request
-from werkzeug.routing import PathConverter
+from werkzeug.routing import IntegerConverter, PathConverter
 
 from .errors import InvalidInput
 from .models import INT_MAX  # the request helpers bound numbers by the columns' range
@@ -16,6 +16,15 @@ class KeyConverter(PathConverter):
 
     regex = "(?s:.+)"
     part_isolating = False
+
+
+class RowIdConverter(IntegerConverter):
+    """A row id in a path (``<rowid:asset_id>``): 1 to the column's maximum. Beyond it no row
+    can exist, so the route does not match (404) instead of the number reaching a database
+    that cannot bind it (SQLite refuses integers past 64 bits)."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map, min=1, max=INT_MAX)
 
 
 def int_arg(name: str, default: int | None, minimum: int, maximum: int = INT_MAX, *,

@@ -18,7 +18,7 @@ from .core import actor, bp, if_match, new_value, out, paging, parse_body, requi
 from .openapi import documented
 from .responses import no_content
 
-ASSET = "/assets/<int:asset_id>"
+ASSET = "/assets/<rowid:asset_id>"
 KEYS = ASSET + "/state-store"
 
 

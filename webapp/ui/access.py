@@ -64,7 +64,7 @@ def change_user(username: str, action: str):
     return _apply(lambda: change(users.require(username), actor()), f"{action.replace('-', ' ')}: {username}")
 
 
-@bp.post("/access/api-keys/<int:key_id>/<action>")
+@bp.post("/access/api-keys/<rowid:key_id>/<action>")
 def change_api_key(key_id: int, action: str):
     principal().require_access_admin()
     if action not in KEY_ACTIONS:
