@@ -5,9 +5,6 @@ the commit to the caller."""
 from __future__ import annotations
 
 import itertools
-import os
-import threading
-import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ from . import assets, store
 from .auth import name_patterns
 from .errors import Conflict, InvalidInput, NotFound
 from .extensions import db
-from .models import ID_LENGTH, INT_MAX, DagRun, TaskInstance, TaskInstanceHistory, utcnow
+from .models import ID_LENGTH, INT_MAX, DagRun, TaskInstance, TaskInstanceHistory, utcnow, uuid7
 
 
 class TaskInstanceState(StrEnum):
@@ -205,25 +202,6 @@ def create_dag_run(dag_id: str, run_id: str, tasks: list[TaskSpec],
     return run, instances
 
 
-_uuid7_lock = threading.Lock()
-_last_uuid7 = 0
-
-
-def uuid7() -> uuid.UUID:
-    """A time-ordered UUID (version 7: 48 bits of Unix milliseconds, then random bits), as
-    Airflow gives each try of a task instance. Each one this process makes is greater than the
-    one before, even within a millisecond (then it is the last one plus one): a run's task
-    instances, all created in the same millisecond, keep the order they were created in."""
-    global _last_uuid7
-    value = (time.time_ns() // 1_000_000 & (1 << 48) - 1) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
-    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
-    value &= ~(1 << 61)  # the low random bits start below half: counting up never reaches the variant
-    with _uuid7_lock:
-        if value <= _last_uuid7:
-            value = _last_uuid7 + 1
-        _last_uuid7 = value
-    return uuid.UUID(int=value)
 
 
 def end_try(ti: TaskInstance) -> None:
