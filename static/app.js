@@ -100,6 +100,48 @@ document.addEventListener("DOMContentLoaded", letKeyboardScroll);
 document.addEventListener("htmx:afterSettle", letKeyboardScrollSoon);
 window.addEventListener("resize", letKeyboardScrollSoon);
 
+// JSON fields (textarea[data-json], the Value of the Add and Edit forms): line numbers in a
+// gutter beside the text, so "line 3, column 5" in the live check's message can be found. The
+// text stops wrapping (each number then stands beside its line, a long line scrolls) and the
+// gutter follows the textarea's scrolling and its count of lines. Without this script the
+// textarea is as it was.
+function numberLines(root) {
+  root.querySelectorAll("textarea[data-json]:not([data-numbered])").forEach((area) => {
+    const hadFocus = document.activeElement === area;
+    const { selectionStart, selectionEnd } = area;
+    const frame = document.createElement("div");
+    frame.className = "numbered";
+    const gutter = document.createElement("div");
+    gutter.className = "line-numbers";
+    gutter.setAttribute("aria-hidden", "true");
+    area.before(frame);
+    frame.append(gutter, area);
+    area.dataset.numbered = "";
+    area.setAttribute("wrap", "off");
+    let shown = 0;
+    const follow = () => {
+      const lines = area.value.split("\n").length;
+      if (lines !== shown) {
+        shown = lines;
+        // One line more than the text: room to scroll past the textarea's own scrollbar.
+        gutter.textContent = Array.from({ length: lines }, (_, index) => index + 1).join("\n") + "\n ";
+        gutter.style.width = `${Math.max(2, String(lines).length)}ch`; // CSSOM: allowed by the CSP
+      }
+      gutter.scrollTop = area.scrollTop;
+    };
+    area.addEventListener("input", follow);
+    area.addEventListener("scroll", () => { gutter.scrollTop = area.scrollTop; });
+    follow();
+    if (hadFocus) {
+      // Moving the textarea into the frame took the keyboard away from it: give it back.
+      area.focus();
+      area.setSelectionRange(selectionStart, selectionEnd);
+    }
+  });
+}
+document.addEventListener("DOMContentLoaded", () => numberLines(document));
+document.addEventListener("htmx:load", (event) => numberLines(event.detail.elt));
+
 // A run's page: each mapped task's name (tbody.mapped tr.group .group-name) becomes a button
 // that hides and shows its map indexes' rows, saying which in aria-expanded. Without this
 // script every row shows.

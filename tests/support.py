@@ -24,6 +24,7 @@ import secrets
 import socket
 import uuid
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import quote
 
@@ -171,6 +172,13 @@ def table_rows(html: str) -> list[list[str]]:
     parser = _Table()
     parser.feed(html)
     return parser.rows
+
+
+def shown_values(html: str) -> list[str]:
+    """The text of every value a page shows (``<pre class="json">``, highlighted or not), as a
+    person reads it: without the highlighting's tags, unescaped."""
+    shown = re.findall(r'<pre class="json">(.*?)</pre>', html, re.S)
+    return [unescape(re.sub(r"<[^>]*>", "", text)) for text in shown]
 
 
 def log_in(client, username: str, password: str = PASSWORD, next_url: str | None = None):

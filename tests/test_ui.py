@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from support import PASSWORD, csrf_token, log_in, table_rows, ti_page_url
+from support import PASSWORD, csrf_token, log_in, shown_values, table_rows, ti_page_url
 from webapp.auth import users
 from webapp.cli import serve as cli
 from webapp.extensions import db
@@ -216,7 +216,7 @@ def test_key_page_shows_pretty_values_and_expiry(viewer, ti_id, worker_put):
     rows = table_rows(html)
     assert rows[0] == ["Key", "Value", "Updated", "Expires"]
     assert [row[0] for row in rows[1:]] == ["checkpoint", "spark/job_id"]  # ordered by key
-    assert "<pre>{\n  &#34;offset&#34;: 1200,\n  &#34;parts&#34;: [\n    1,\n    2\n  ]\n}</pre>" in html
+    assert '{\n  "offset": 1200,\n  "parts": [\n    1,\n    2\n  ]\n}' in shown_values(html)
     expires = (now + timedelta(hours=6, minutes=1)).strftime("%Y-%m-%d %H:%M")
     assert rows[1][3].startswith(expires) and rows[1][3].endswith("UTC in 6 hours")
     assert rows[2][3] == "never"

@@ -37,4 +37,16 @@ def safe_next(target: str | None) -> str:
     return target if not parts.scheme and not parts.netloc else url_for("ui.dags")
 
 
-from . import access, asset_views, auth_views, deleting, editing, expiring, keys, search, set_aside, views  # noqa: E402,F401  (they add routes to bp)
+from . import (  # noqa: E402,F401  (they add routes to bp)
+    access,
+    asset_views,
+    auth_views,
+    deleting,
+    editing,
+    expiring,
+    json_check,
+    keys,
+    search,
+    set_aside,
+    views,
+)

@@ -7,6 +7,9 @@ import json
 from datetime import datetime, timedelta
 
 from flask import Blueprint
+from markupsafe import Markup, escape
+from pygments.lexers import JsonLexer
+from pygments.token import STANDARD_TYPES, Punctuation, Whitespace
 
 from ..store import COUNT_CAP
 
@@ -79,6 +82,33 @@ def pretty_json(value_json: str) -> str:
     return json.dumps(json.loads(value_json), indent=2, ensure_ascii=False)
 
 
+# Highlighting costs about 0.25 ms a kilobyte (0.25-0.5 s and 3.2 MB of markup for a 1 MB
+# value, on a busy 2-core machine) where escaping costs 0.006 ms; a page shows up to 100 values
+# and a running task instance's page is rendered again every 3 seconds. Up to 10,000 characters
+# a value costs at most ~3 ms and ~35 kB; longer ones, which nobody reads token by token, are
+# shown as escaped plain text.
+HIGHLIGHT_MAX_CHARS = 10_000
+JSON_LEXER = JsonLexer(ensurenl=False)
+# Punctuation and indentation stay plain text: a span around each would triple the markup.
+UNCOLOURED = {Punctuation, Whitespace}
+
+
+def highlighted_json(text: str) -> Markup:
+    """Pretty-printed JSON as HTML: Pygments' JSON tokens, keys, strings, numbers and
+    constants each in a span whose class is "j-" and Pygments' short name (the classes its
+    HtmlFormatter gives; static/json.css colours them, since the Content-Security-Policy allows
+    no inline style). Written here rather than by HtmlFormatter, which leaves quotes raw: every
+    character is escaped as Jinja escapes it everywhere else in the UI. Beyond
+    HIGHLIGHT_MAX_CHARS, escaped plain text."""
+    if len(text) > HIGHLIGHT_MAX_CHARS:
+        return escape(text)
+    parts = []
+    for kind, part in JSON_LEXER.get_tokens(text):
+        short = None if kind in UNCOLOURED else STANDARD_TYPES.get(kind)
+        parts.append(f'<span class="j-{short}">{escape(part)}</span>' if short else escape(part))
+    return Markup("".join(parts))
+
+
 def is_long(text: str) -> bool:
     return len(text) > LONG_VALUE_CHARS or text.count("\n") >= LONG_VALUE_LINES
 
@@ -93,5 +123,5 @@ def count(number: int) -> str:
 
 
 def register(bp: Blueprint) -> None:
-    for function in (utc, ago, expiry, pretty_json, is_long, preview, count, value_facts):
+    for function in (utc, ago, expiry, pretty_json, highlighted_json, is_long, preview, count, value_facts):
         bp.add_app_template_global(function)

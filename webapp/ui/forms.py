@@ -5,6 +5,7 @@ expire (an asset's) get forms without them, answering "never" and "keep" instead
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -36,13 +37,36 @@ def default_label() -> str:
 
 
 def json_value(form, field) -> None:
-    """Parse, encode and size-check the value; the encoded text is kept for the save."""
+    """Parse, encode and size-check the value; the encoded text is kept for the save. Save and
+    the live check as one types (``JsonCheckForm``) both run this, so they say the same."""
+    text = field.data or ""
     try:
-        encoded = store.encode_value(store.parse_json(field.data or "", "value"))
+        parsed = store.parse_json(text, "value")
+    except InvalidInput as exc:
+        raise ValidationError(json_syntax_error(text) or f"Value {exc.problem}") from None
+    try:
+        encoded = store.encode_value(parsed)
         store.check_value_size(encoded, _settings().max_value_bytes)
     except InvalidInput as exc:
         raise ValidationError(f"Value {exc.problem}") from None
     form.encoded_value = encoded
+
+
+def json_syntax_error(text: str) -> str | None:
+    """Where text the store refused stops being JSON, as the line and column a person finds in
+    the textarea (its line numbers count the same lines); None when the problem is not the
+    syntax (NaN, nesting), which the store's own message names. Run on refusal only."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"Value is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
+def value_field() -> TextAreaField:
+    return TextAreaField("Value", validators=[InputRequired("Enter a JSON value"), json_value])
 
 
 def valid_key(form, field) -> None:
@@ -56,7 +80,7 @@ class NewKeyForm(FlaskForm):
     """Add a key that never expires (an asset's); ``AddKeyForm`` adds the expiry fields."""
 
     key = StringField("Key", validators=[InputRequired("Enter a key"), valid_key])
-    value = TextAreaField("Value", validators=[InputRequired("Enter a JSON value"), json_value])
+    value = value_field()
 
     def set_expiration_choices(self, keep_label: str | None = None) -> None:
         pass
@@ -65,10 +89,16 @@ class NewKeyForm(FlaskForm):
         return None  # never
 
 
+class JsonCheckForm(FlaskForm):
+    """The Value field alone, checked as one types: the Add and Edit forms' rules and messages."""
+
+    value = value_field()
+
+
 class ValueForm(FlaskForm):
     """Edit the value of a key that never expires; ``EditKeyForm`` adds the expiry fields."""
 
-    value = TextAreaField("Value", validators=[InputRequired("Enter a JSON value"), json_value])
+    value = value_field()
     # The ETag of the entry the form was opened on: a save based on an older one is refused.
     version = HiddenField(validators=[InputRequired()])
 
