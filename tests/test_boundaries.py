@@ -27,11 +27,11 @@ def test_the_worker_client_imports_neither_flask_nor_sqlalchemy():
 
 def test_the_api_docs_render_without_the_ui(app):
     from webapp.api import core, health, openapi, worker
-    from webapp.http import KeyConverter
+    from webapp.http import CONVERTERS
 
     bare = Flask("webapp", template_folder=app.template_folder, static_folder=app.static_folder)
     bare.config.update(app.config)
-    bare.url_map.converters["storekey"] = KeyConverter
+    bare.url_map.converters.update(CONVERTERS)
     for blueprint in (worker.bp, core.bp, health.bp, openapi.bp):
         bare.register_blueprint(blueprint)
     response = bare.test_client().get("/api/v2/docs")

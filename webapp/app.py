@@ -76,10 +76,9 @@ def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | 
         metrics.enable()  # once per process: every app of the process counts into the same figures
     request_log.init_app(app, settings)
 
-    from .http import KeyConverter, RowIdConverter
+    from .http import CONVERTERS
 
-    app.url_map.converters["storekey"] = KeyConverter  # before the routes that use them
-    app.url_map.converters["rowid"] = RowIdConverter
+    app.url_map.converters.update(CONVERTERS)  # before the routes that use them
     app.register_blueprint(worker.bp)
     app.register_blueprint(core.bp)
     app.register_blueprint(service.bp)

@@ -27,6 +27,11 @@ class RowIdConverter(IntegerConverter):
         super().__init__(url_map, min=1, max=INT_MAX)
 
 
+# The path converters routes use (``<storekey:key>``, ``<rowid:asset_id>``): registered on an
+# app before the blueprints whose rules name them.
+CONVERTERS = {"storekey": KeyConverter, "rowid": RowIdConverter}
+
+
 def int_arg(name: str, default: int | None, minimum: int, maximum: int = INT_MAX, *,
             empty_is_default: bool = False) -> int | None:
     """An integer query parameter within bounds, or 422 naming it. Browser forms send empty
