@@ -43,7 +43,7 @@ from sqlalchemy import event, select
 
 from servers import start_server
 from support import PASSWORD, log_in, put_key, settings_for, throwaway_database
-from webapp import create_app
+from webapp import assets, create_app
 from webapp import runs as runs_service
 from webapp.auth import api_keys, tokens, users
 from webapp.extensions import db
@@ -369,3 +369,29 @@ def worker_http(live_server, worker_auth):
     yield _make
     for client in made:
         client.close()
+
+
+@pytest.fixture
+def make_asset(app):
+    """``make_asset(name, uri=None, group="")`` registers an asset; returns its id."""
+
+    def _make(name: str, uri: str | None = None, group: str = "") -> int:
+        with app.app_context():
+            asset = assets.create(name, uri or f"uri://{name}", group)
+            db.session.commit()
+            return asset.id
+
+    return _make
+
+
+@pytest.fixture
+def asset_put(client):
+    """``asset_put(headers, name, key, value)``: a worker (or watcher) writes an asset's key
+    through the worker API, as Airflow's Task SDK does."""
+
+    def _put(headers: dict, name: str, key: str, value) -> None:
+        response = client.put("/execution/store/asset/by-name/value", query_string={"name": name, "key": key},
+                              json={"value": value}, headers=headers)
+        assert response.status_code == 204, response.text
+
+    return _put

@@ -214,7 +214,7 @@ def test_key_page_shows_pretty_values_and_expiry(viewer, ti_id, worker_put):
 
     html = viewer.get(ti_page_url()).text
     rows = table_rows(html)
-    assert rows[0] == ["Key", "Value", "Updated", "Expires"]
+    assert rows[0] == ["Key ↑", "Value", "Updated", "Expires"]  # ordered by key, the default
     assert [row[0] for row in rows[1:]] == ["checkpoint", "spark/job_id"]  # ordered by key
     assert '{\n  "offset": 1200,\n  "parts": [\n    1,\n    2\n  ]\n}' in shown_values(html)
     expires = (now + timedelta(hours=6, minutes=1)).strftime("%Y-%m-%d %H:%M")

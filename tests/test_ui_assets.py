@@ -26,32 +26,6 @@ ODD_URI = "s3://lake/ventes%20%C3%A9t%C3%A9/part"
 
 
 @pytest.fixture
-def make_asset(app):
-    """``make_asset(name, uri=None, group="")`` registers an asset; returns its id."""
-
-    def _make(name: str, uri: str | None = None, group: str = "") -> int:
-        with app.app_context():
-            asset = assets.create(name, uri or f"uri://{name}", group)
-            db.session.commit()
-            return asset.id
-
-    return _make
-
-
-@pytest.fixture
-def asset_put(client):
-    """``asset_put(headers, name, key, value)``: a worker (or watcher) writes an asset's key
-    through the worker API, as Airflow's Task SDK does."""
-
-    def _put(headers: dict, name: str, key: str, value) -> None:
-        response = client.put("/execution/store/asset/by-name/value", query_string={"name": name, "key": key},
-                              json={"value": value}, headers=headers)
-        assert response.status_code == 204, response.text
-
-    return _put
-
-
-@pytest.fixture
 def watcher_auth(app):
     def _headers(name: str) -> dict[str, str]:
         with app.app_context():
@@ -206,7 +180,7 @@ def test_the_asset_page_shows_its_keys_without_expiry(login_as, make_run, make_a
     crumbs = html[html.index('aria-label="Breadcrumb"'):html.index("</nav>")]
     assert '<a href="/assets">Assets</a>' in crumbs and f'<span aria-current="page">{escape(ODD_NAME)}</span>' in crumbs
     rows = table_rows(html)
-    assert rows[0] == ["Key", "Value", "Updated", "Last written by"]  # no Expires column; viewers: no Actions
+    assert rows[0] == ["Key ↑", "Value", "Updated", "Last written by"]  # by key; no Expires column; viewers: no Actions
     assert [row[0] for row in rows[1:]] == ["a/b?c#d é", "watermark"]  # ordered by key; other assets' keys absent
     assert rows[2][3] == "copy [1] dag · run_1" and rows[1][3] == "load dag · run_1"
     assert re.search(r"UTC (a moment|a second|\d+ seconds) ago$", rows[2][2])
@@ -227,7 +201,9 @@ def test_the_asset_page_answers_htmx_polls_with_its_rows(login_as, ti_id, make_a
     viewer = login_as("viewer")
     empty = viewer.get(f"/assets/{asset_id}", headers=HTMX)
     assert empty.status_code == 200  # never 286: the polling goes on
-    assert empty.text.strip() == '<tr><td colspan="4" class="empty">This asset has no keys.</td></tr>'
+    assert empty.text.strip().startswith(
+        '<tr class="no-keys"><td colspan="4" class="empty">This asset has no keys.</td></tr>')
+    assert '<span id="key-count" hx-swap-oob="true">0</span>' in empty.text  # the count follows the rows
     asset_put(worker_auth(ti_id), "orders", "written-by-worker", 7)
     fragment = viewer.get(f"/assets/{asset_id}", headers=HTMX)
     assert fragment.status_code == 200 and "<html" not in fragment.text and "HX-Request" in fragment.headers["Vary"]
@@ -258,9 +234,9 @@ def asset_editor(login_as, ti_id, make_asset, asset_put, worker_auth):
 def test_editors_get_the_add_form_and_row_controls_without_expiry(asset_editor):
     editor, asset_id = asset_editor
     html = editor.get(f"/assets/{asset_id}").text
-    assert table_rows(html)[0] == ["Key", "Value", "Updated", "Last written by", "Actions"]
+    assert table_rows(html)[0] == ["Key ↑", "Value", "Updated", "Last written by", "Actions"]
     assert '<label for="add-key">Key</label>' in html and '<label for="add-value">Value</label>' in html
-    assert f'<form method="post" action="/assets/{asset_id}" class="edit-form">' in html
+    assert f'<form method="post" action="/assets/{asset_id}" class="edit-form" hx-post="/assets/{asset_id}"' in html
     assert 'aria-label="Edit watermark"' in html and 'aria-label="Delete watermark"' in html
     assert f'action="/assets/{asset_id}/clear"' in html and ">Clear all keys</button>" in html
     for expiry_text in ("Expiration", "Expires at", "datetime-local", "Extend", "every map index", "map_index"):
@@ -405,9 +381,10 @@ def test_delete_after_confirming(asset_editor, asset_rows, app, htmx):
     response = editor.post(url, headers=HTMX if htmx else {},
                            data={"csrf_token": csrf_token(confirm.text), "version": version_of(confirm.text)})
     if htmx:
-        assert response.status_code == 200 and response.text == ""  # the row is swapped for nothing
+        assert response.status_code == 200 and "Deleted key <code>watermark</code>." in response.text
+        assert ">Undo</button>" in response.text  # the row becomes a notice offering Undo
     else:
-        assert response.status_code == 303 and response.headers["Location"] == f"/assets/{asset_id}"
+        assert response.status_code == 303 and response.headers["Location"] == f"/assets/{asset_id}?undo=1"
         assert "Deleted key &#39;watermark&#39;." in editor.get(f"/assets/{asset_id}").text
     assert asset_rows() == {}
     change = history(app)[-1]
@@ -458,8 +435,8 @@ def test_the_history_of_an_asset_has_no_expiry_column(asset_editor, app):
     table = table_rows(section(html, "history-heading"))
     assert table[0] == ["When", "Who", "Action", "Key", "Value (old → new)"]
     assert [row[1:5] for row in table[1:]] == [
-        ["editor", "set", "added", "— → 1"],
-        ["editor", "set", "watermark", '{"dt":"2026-12-01"} → {"dt":"x"}'],
+        ["editor", "created", "added", "— → 1"],
+        ["editor", "value changed", "watermark", '{"dt":"2026-12-01"} → {"dt":"x"}'],
     ]
     assert re.search(r"UTC (a moment|a second|\d+ seconds) ago$", table[1][0])
 

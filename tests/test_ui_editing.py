@@ -364,7 +364,8 @@ def test_delete_inline_with_htmx(editor, ti_id, worker_put, stored_rows):
     form = Form(fragment)
     response = editor.post(ti_page_url(action="delete", key="k"), headers=HTMX,
                            data={"csrf_token": form.token, "version": form.version()})
-    assert response.status_code == 200 and response.text == ""  # the row is swapped for nothing
+    assert response.status_code == 200 and response.text.lstrip().startswith('<tr class="deleted">')
+    assert ">Undo</button>" in response.text  # the row becomes a notice offering Undo (tests/test_ui_in_sync.py)
     assert stored_rows() == []
 
 
@@ -476,9 +477,9 @@ def test_the_task_instance_page_shows_the_history(editor, ti_id):
     table = table_rows(history)
     assert table[0] == ["When", "Who", "Action", "Key", "Value (old → new)", "Expiry (old → new)"]
     newest, oldest = table[1], table[2]
-    assert newest[1:4] == ["editor", "set", "k"] and newest[4] == '{"n":1} → {"n":2}'
+    assert newest[1:4] == ["editor", "value and expiry changed", "k"] and newest[4] == '{"n":1} → {"n":2}'
     assert newest[5].startswith("never → ") and newest[5].endswith("UTC")
-    assert oldest[4] == '— → {"n":1}' and oldest[5] == "— → never"
+    assert oldest[2] == "created" and oldest[4] == '— → {"n":1}' and oldest[5] == "— → never"
     assert re.search(r"UTC (a moment|a second|\d+ seconds) ago$", newest[0]), newest[0]
 
 

@@ -49,7 +49,7 @@ def section(html: str, heading_id: str) -> str:
 
 def key_table(html: str) -> list[list[str]]:
     """The rows of a page's key table, header first."""
-    start = html.index('<table class="keys sized">')
+    start = html.index('<table class="keys sized"')
     rows = table_rows(html[start:html.index("</table>", start)])
     # A value cell ends with the value's type and size ("object · 11 B"): left out here.
     return [[VALUE_FACTS.sub("", cell) for cell in row] for row in rows]
@@ -123,7 +123,7 @@ def test_each_key_says_which_try_last_wrote_it(login_as, admin, worker_put):
     admin("put", "/dags/dag/dagRuns/run_1/taskInstances/task/state-store/note", {"value": "by hand"})
 
     rows = key_table(login_as("viewer").get(ti_page_url()).text)
-    assert rows[0] == ["Key", "Value", "Updated", "Expires"]  # no column added: a line under the time
+    assert rows[0] == ["Key ↑", "Value", "Updated", "Expires"]  # no column added: a line under the time
     updated = {row[0]: row[2] for row in rows[1:]}
     assert re.fullmatch(TIME + " by try 2", updated["checkpoint"]), updated
     assert re.fullmatch(TIME + " by try 1", updated["job_id"])
@@ -174,7 +174,7 @@ def test_an_editor_deletes_a_key_set_aside_after_a_confirmation_page(login_as, s
     html = editor.get(response.headers["Location"]).text
     assert "Deleted set-aside key &#39;ckpt&#39;." in html
     assert [row[0] for row in set_aside_rows(html)[1:]] == ["extra"]
-    assert [row[1:4] for row in history(html)] == [["editor", "delete", "ckpt"]]
+    assert [row[1:4] for row in history(html)] == [["editor", "deleted", "ckpt"]]
 
 
 def test_an_editor_deletes_a_key_set_aside_inline_with_htmx(login_as, set_aside):
@@ -193,7 +193,7 @@ def test_an_editor_deletes_a_key_set_aside_inline_with_htmx(login_as, set_aside)
     assert "HX-Request" in response.headers["Vary"]
     html = editor.get(f"{COPY}?map_index=1").text
     assert [row[0] for row in set_aside_rows(html)[1:]] == ["extra"]
-    assert [row[1:4] for row in history(html)] == [["editor", "delete", "ckpt"]]
+    assert [row[1:4] for row in history(html)] == [["editor", "deleted", "ckpt"]]
     # Asked again (another tab), it is gone: the row goes.
     again = editor.post(f"{COPY}/set-aside/delete?map_index=1&key=ckpt", headers=HTMX,
                         data={"csrf_token": csrf_token(confirm.text)})
@@ -212,7 +212,7 @@ def test_an_editor_moves_a_key_set_aside_to_another_map_index(login_as, set_asid
     assert [row[0] for row in set_aside_rows(html)[1:]] == ["extra"]
     target = editor.get(f"{COPY}?map_index=2").text
     assert [row[:2] for row in key_table(target)[1:]] == [["ckpt", '"b"']]  # index 2's item continues b's work
-    assert [row[1:4] for row in history(target)] == [["editor", "move", "ckpt"]]
+    assert [row[1:4] for row in history(target)] == [["editor", "moved", "ckpt"]]
 
 
 def test_an_editor_moves_a_key_set_aside_with_htmx_and_adopts_one(login_as, set_aside):

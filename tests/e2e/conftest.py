@@ -154,3 +154,48 @@ def every_page(app, make_run, make_user, worker_put, worker_auth, live_server) -
                   ti_page_url(DAG, RUN, TASK, "clear"), "/search?q=checkpoint", "/assets", f"/assets/{asset_id}",
                   "/access", "/account", "/api/v2/docs"],
     }
+
+
+# A run with a plain task and a mapped one, and an editor on its page: what the browser tests
+# of key pages start from.
+DAG, RUN = "etl", "manual_1"
+
+
+@pytest.fixture
+def etl_run(make_run):
+    """A run with a plain task and a mapped one: {task_id or (task_id, map_index): ti_id}."""
+    return make_run(dag_id=DAG, run_id=RUN, tasks=(("submit", None), ("copy", [0, 1, 2])))
+
+
+@pytest.fixture
+def stored(app):
+    """What the database holds for one key of a task instance: (value JSON, expires_at) or None."""
+    from sqlalchemy import select
+
+    from webapp.extensions import db
+    from webapp.models import TaskState
+
+    def _stored(task_id: str, key: str):
+        with app.app_context():
+            row = db.session.execute(
+                select(TaskState.value, TaskState.expires_at)
+                .where(TaskState.dag_id == DAG, TaskState.run_id == RUN, TaskState.task_id == task_id,
+                       TaskState.map_index == -1, TaskState.key == key)
+            ).first()
+            return None if row is None else (row.value, row.expires_at)
+
+    return _stored
+
+
+@pytest.fixture
+def editor_on(page, make_user, browser_login):
+    """Log in as an editor and open a task instance's page."""
+
+    def _open(task_id: str = "submit") -> None:
+        browser_login(make_user("eddie", "editor"))
+        page.goto(ti_page_url(DAG, RUN, task_id))
+        from playwright.sync_api import expect  # noqa: PLC0415  (browser tests skip without playwright)
+
+        expect(page.get_by_role("heading", level=1)).to_have_text(task_id)
+
+    return _open

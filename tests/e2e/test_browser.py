@@ -13,9 +13,10 @@ import pytest
 
 from support import PASSWORD, ti_page_url
 
+from .conftest import DAG, RUN
+
 expect = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright").expect
 
-DAG, RUN = "etl", "manual_1"
 POLL_SECONDS = 3  # a running task instance's key table refreshes this often
 
 
@@ -47,12 +48,6 @@ def key_row(page, key: str):
 def editing_row(page):
     """The row an open inline form replaced (the one with a Save button)."""
     return key_rows(page).filter(has=page.get_by_role("button", name="Save", exact=True))
-
-
-@pytest.fixture
-def etl_run(make_run):
-    """A run with a plain task and a mapped one: {task_id or (task_id, map_index): ti_id}."""
-    return make_run(dag_id=DAG, run_id=RUN, tasks=(("submit", None), ("copy", [0, 1, 2])))
 
 
 # --- logging in and finding a task instance -----------------------------------------------
@@ -233,38 +228,6 @@ def test_a_viewer_sees_no_editing_controls(page, make_user, browser_login, etl_r
 
 
 # --- editing (editor role) ----------------------------------------------------------------
-
-
-@pytest.fixture
-def stored(app):
-    """What the database holds for one key of a task instance: (value JSON, expires_at) or None."""
-    from sqlalchemy import select
-
-    from webapp.extensions import db
-    from webapp.models import TaskState
-
-    def _stored(task_id: str, key: str):
-        with app.app_context():
-            row = db.session.execute(
-                select(TaskState.value, TaskState.expires_at)
-                .where(TaskState.dag_id == DAG, TaskState.run_id == RUN, TaskState.task_id == task_id,
-                       TaskState.map_index == -1, TaskState.key == key)
-            ).first()
-            return None if row is None else (row.value, row.expires_at)
-
-    return _stored
-
-
-@pytest.fixture
-def editor_on(page, make_user, browser_login):
-    """Log in as an editor and open a task instance's page."""
-
-    def _open(task_id: str = "submit") -> None:
-        browser_login(make_user("eddie", "editor"))
-        page.goto(ti_page_url(DAG, RUN, task_id))
-        expect(page.get_by_role("heading", level=1)).to_have_text(task_id)
-
-    return _open
 
 
 def choose_expiration(scope, choice: str, expires_at: str | None = None) -> None:

@@ -24,9 +24,11 @@ from .counting import (
     run_key_counts,
 )
 from .edits import (
+    ENTRY_ORDERS,
     add_entry,
     admin_expiry,
     clear_entries,
+    count_entries,
     current_entry,
     delete_entry,
     extend_entry,
@@ -34,10 +36,15 @@ from .edits import (
     list_entries,
     patch_value,
     put_entry,
+    undo_delete,
+    undoable_delete,
 )
 from .entries import Change, Entry, parse_etag
 from .expiring import ExpiringKey, expiring_keys
-from .history import changes_for
+from .history import ACTIONS as HISTORY_ACTIONS
+from .history import HistoryFilter, actors_of, changes_for
+from .history import describe as describe_change
+from .key_files import MAX_IMPORT_KEYS, export_document, import_keys, parse_key_file
 from .kinds import KINDS
 from .rules import (
     check_value_size,
@@ -67,11 +74,13 @@ from .search import SEARCH_TEXT_LIMIT, KeyHit, search_keys
 from .set_aside import delete_set_aside, list_set_aside, move_set_aside
 
 __all__ = [
-    "add_entry", "Address", "admin_expiry", "asset_address", "asset_key_summaries", "ASSET_KEYS",
+    "actors_of", "add_entry", "Address", "admin_expiry", "asset_address", "asset_key_summaries", "ASSET_KEYS",
     "asset_keys_written_by", "AssetScope", "capped_count", "Change", "changes_for", "check_value_size", "clear",
-    "clear_addressed", "clear_entries", "COUNT_CAP", "count_expired", "current_entry", "dag_key_counts",
-    "delete_entry", "delete_expired", "delete_key", "delete_orphaned_asset_keys", "delete_set_aside",
-    "encode_value", "Entry", "ExpiringKey", "expiring_keys", "expiry_for_retention", "extend_entry", "find",
+    "clear_addressed", "clear_entries", "COUNT_CAP", "count_entries", "count_expired", "current_entry",
+    "dag_key_counts", "delete_entry", "delete_expired", "describe_change", "ENTRY_ORDERS", "HISTORY_ACTIONS",
+    "HistoryFilter", "delete_key", "delete_orphaned_asset_keys", "delete_set_aside",
+    "encode_value", "Entry", "export_document", "import_keys", "MAX_IMPORT_KEYS",
+    "parse_key_file", "ExpiringKey", "expiring_keys", "expiry_for_retention", "extend_entry", "find",
     "get_entry", "dag_key_counts_by_dag", "key_counts_by_run", "run_key_counts",
     "key_counts_by_task_instance", "KeyHit", "KINDS", "list_entries", "list_expired", "list_set_aside",
     "live_condition", "move_set_aside", "name_hash", "parse_asset_put_body", "parse_etag", "parse_json",
@@ -79,5 +88,5 @@ __all__ = [
     "Scope", "scope_of", "scope_of_asset", "ScopeKind", "SEARCH_TEXT_LIMIT", "search_keys",
     "TASK_INSTANCE_BY_ID",
     "TASK_INSTANCE_BY_IDENTITY", "task_instance_not_found", "TASK_KEYS", "TaskInstanceScope", "ti_not_found",
-    "validate_key", "warn_if_oversized", "worker_names", "write", "written_by",
+    "undo_delete", "undoable_delete", "validate_key", "warn_if_oversized", "worker_names", "write", "written_by",
 ]

@@ -14,14 +14,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from .. import metrics
 from ..errors import Conflict, InvalidInput, KeyNotFound, PreconditionFailed
 from ..extensions import db
-from ..models import utcnow
+from ..models import KeyChange, utcnow
 from . import history
 from .access import live_condition
 from .entries import ENTRY_COLUMNS, Change, Entry, parse_etag
@@ -71,8 +71,16 @@ def get_entry(scope: Scope, key: str, now: datetime | None = None) -> Entry:
     return entry
 
 
+# An If-Match that holds only while the key does not exist: a write that must create it.
+ABSENT = "absent"
+
+
 def _check_precondition(key: str, current: Entry | None, if_match: str | None) -> None:
     if if_match is None:
+        return
+    if if_match == ABSENT:
+        if current is not None:
+            raise PreconditionFailed(f"Key {key!r} exists", current)
         return
     if current is None or (current.id, current.version) != parse_etag(if_match):
         state = "was deleted" if current is None else f"is now version {current.version}"
@@ -135,8 +143,7 @@ def _versioned_write(scope: Scope, key: str, values: dict, *, action: str, actor
         after = current_entry(scope, key, now)
         if after is None:  # what get_entry said before it counted reads; not expected right after the write
             raise KeyNotFound(key)
-        change = Change(before, after)
-        history.record(scope, key, change, actor=actor, action=action)
+        change = history.record(scope, key, Change(before, after), actor=actor, action=action)
         metrics.count_store_operation("write", scope.kind.name)
         return change
     raise PreconditionFailed(f"Key {key!r} kept changing while saving; try again", current_entry(scope, key, now))
@@ -205,8 +212,7 @@ def delete_entry(scope: Scope, key: str, *, actor: str, if_match: str | None = N
             delete(table).where(table.c.id == before.id, table.c.version == before.version)
         ).rowcount
         if deleted:
-            change = Change(before, None)
-            history.record(scope, key, change, actor=actor, action="delete")
+            change = history.record(scope, key, Change(before, None), actor=actor, action="delete")
             metrics.count_store_operation("delete", scope.kind.name)
             return change
         if if_match is not None:
@@ -233,17 +239,81 @@ def clear_entries(scope: Scope, *, actor: str) -> int:
     return len(rows)
 
 
+# How a listing may be ordered: by key, by last update or by expiry, either way ("-" first:
+# descending). Keys that never expire sort after every expiry, whichever way, on every database
+# (their NULLs would otherwise go first on some and last on others); the key breaks ties.
+ENTRY_ORDERS = ("key", "-key", "updated", "-updated", "expires", "-expires")
+_ORDER_COLUMNS = {"key": "key", "updated": "updated_at", "expires": "expires_at"}
+
+
+def _order_by(kind: ScopeKind, order: str) -> list:
+    if order not in ENTRY_ORDERS:
+        raise InvalidInput("sort", f"must be one of {', '.join(ENTRY_ORDERS)}")
+    name = _ORDER_COLUMNS[order.lstrip("-")]
+    if name == "expires_at" and not kind.expires:
+        raise InvalidInput("sort", f"{kind.name} keys never expire")
+    column, key = kind.column(name), kind.column("key")
+    direction = column.desc() if order.startswith("-") else column.asc()
+    never_last = [column.is_(None)] if name == "expires_at" else []
+    return [*never_last, direction, *([key] if name != "key" else [])]
+
+
 def list_entries(scope: Scope, *, limit: int, offset: int = 0, include_expired: bool = False,
-                 now: datetime | None = None) -> tuple[list[Entry], int]:
-    """A scope's entries ordered by key, one page of them, and how many there are."""
+                 now: datetime | None = None, order: str = "key") -> tuple[list[Entry], int]:
+    """A scope's entries in ``order`` (``ENTRY_ORDERS``), one page of them, and how many there are."""
     kind = scope.kind
+    order_by = _order_by(kind, order)
     conditions = [scope.condition()]
     if not include_expired:
         conditions.append(live_condition(now, kind))
     total = db.session.execute(select(func.count()).select_from(kind.table).where(*conditions)).scalar_one()
     rows = db.session.execute(
-        select(*_entry_columns(kind)).where(*conditions).order_by(kind.column("key")).limit(limit).offset(offset)
+        select(*_entry_columns(kind)).where(*conditions).order_by(*order_by).limit(limit).offset(offset)
     ).all()
     metrics.count_store_operation("read", kind.name)
     return [_entry(kind, row) for row in rows], total
 
+
+def count_entries(scope: Scope, now: datetime | None = None) -> tuple[int, int]:
+    """How many of a scope's keys are live and how many have expired (not yet cleaned up):
+    what a page of keys says above its table, in one statement."""
+    kind = scope.kind
+    live = live_condition(now or utcnow(), kind)
+    total, live_count = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(case((live, 1), else_=0)), 0))
+        .select_from(kind.table).where(scope.condition())
+    ).one()
+    return int(live_count), int(total) - int(live_count)
+
+
+def undoable_delete(scope: Scope, change_id: int, now: datetime | None = None) -> KeyChange | None:
+    """The history row of a delete that can still be undone, else None: a delete of this
+    scope's key, the key's latest recorded change, the key still absent (no worker has written
+    it since) and its old expiry still ahead."""
+    now = now or utcnow()
+    change = history.latest_change_if(scope, change_id, action="delete")
+    if change is None or current_entry(scope, change.key, now) is not None:
+        return None
+    if change.old_expires_at is not None and change.old_expires_at <= now:
+        return None
+    return change
+
+
+def undo_delete(scope: Scope, change_id: int, *, actor: str, now: datetime | None = None) -> Change:
+    """Put back the value and expiry a delete removed, recorded as a restore. Refused (409,
+    saying why) when anything wrote the key since, or when it would be expired already."""
+    now = now or utcnow()
+    change = history.latest_change_if(scope, change_id, action="delete")
+    if change is None:
+        raise Conflict("This delete can no longer be undone: the key was changed after it.", field="change")
+    if current_entry(scope, change.key, now) is not None:
+        raise Conflict(f"Key {change.key!r} was written again since it was deleted; nothing was restored.",
+                       field="change")
+    if change.old_expires_at is not None and change.old_expires_at <= now:
+        raise Conflict(f"Key {change.key!r} would have expired already; nothing was restored.", field="change")
+    try:
+        return _versioned_write(scope, change.key, {"value": change.old_value, "expires_at": change.old_expires_at},
+                                action="restore", actor=actor, if_match=ABSENT, now=now, create=True)
+    except PreconditionFailed:  # a worker created it between the check and the write
+        raise Conflict(f"Key {change.key!r} was written again since it was deleted; nothing was restored.",
+                       field="change") from None

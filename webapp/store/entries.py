@@ -41,6 +41,7 @@ ENTRY_COLUMNS = ("id", "key", "value", "version", "updated_at", "expires_at")
 class Change:
     before: Entry | None
     after: Entry | None
+    history_id: int | None = None  # the history row recording it (an undo names it)
 
 
 def parse_etag(raw: str) -> tuple[int, int]:

@@ -45,6 +45,7 @@ from . import (  # noqa: E402,F401  (they add routes to bp)
     editing,
     expiring,
     json_check,
+    key_files,
     keys,
     search,
     set_aside,

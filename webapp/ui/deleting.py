@@ -8,11 +8,11 @@ from __future__ import annotations
 from flask import render_template, request
 
 from .. import store
-from ..errors import PreconditionFailed
+from ..errors import Conflict, PreconditionFailed
 from ..transactions import committed
-from .forms import ClearForm, VersionedForm
+from .forms import ClearForm, UndoDeleteForm, VersionedForm
 from .helpers import actor, is_htmx, key_arg
-from .keys import back_to, row_form_response
+from .keys import back_to, in_sync, render_row, row_form_response
 from .owners import Owner, owner_route
 
 # --- delete ---------------------------------------------------------------------------------
@@ -32,15 +32,40 @@ def delete_key(owner: Owner):
     if not form.validate_on_submit():
         return row_form_response("delete", owner, key, form, store.current_entry(scope, key), 422)
     try:
-        committed(lambda: store.delete_entry(scope, key, actor=actor(), if_match=form.version.data))
+        change = committed(lambda: store.delete_entry(scope, key, actor=actor(), if_match=form.version.data))
     except PreconditionFailed as exc:
         if exc.current is None:  # deleted meanwhile: what the user wanted anyway
-            return "" if is_htmx() else back_to(owner, f"Key {key!r} was already gone.")
+            return in_sync(owner, "") if is_htmx() else back_to(owner, f"Key {key!r} was already gone.")
         form.version.data = exc.current.etag
         return row_form_response("delete", owner, key, form, exc.current, 409, conflict=exc)
+    if is_htmx():  # the row becomes a notice offering Undo
+        return in_sync(owner, render_template("_key_deleted_row.html", owner=owner, key=key,
+                                              change_id=change.history_id))
+    return back_to(owner, f"Deleted key {key!r}.", undo=change.history_id)
+
+
+@owner_route("/undo", ["POST"])
+def undo_delete(owner: Owner):
+    """Put a deleted key back (its value and expiry), unless anything wrote it since."""
+    key, form = key_arg(), UndoDeleteForm()
+    if not form.validate_on_submit():
+        return _undo_refused(owner, key, "Nothing was restored: the form was incomplete.", 422)
+    try:
+        change = committed(lambda: store.undo_delete(owner.scope, form.change.data, actor=actor()))
+    except Conflict as exc:
+        return _undo_refused(owner, key, exc.message, 409)
     if is_htmx():
-        return ""  # the row is swapped for nothing: it goes
-    return back_to(owner, f"Deleted key {key!r}.")
+        return in_sync(owner, render_row(owner, change.after, notice="Restored.", focus=True))
+    return back_to(owner, f"Restored key {key!r}.")
+
+
+def _undo_refused(owner: Owner, key: str, message: str, status: int):
+    if not is_htmx():
+        return back_to(owner, message, "error")
+    entry = store.current_entry(owner.scope, key)  # a worker's new value, if that is why
+    html = render_row(owner, entry, notice=message) if entry else render_template(
+        "_key_message_row.html", owner=owner, message=message)
+    return in_sync(owner, html), status
 
 
 # --- clear ----------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ expire (an asset's) have no expiry fields and no Extend."""
 
 from __future__ import annotations
 
+from flask import render_template
+
 from .. import store
 from ..errors import Conflict, InvalidInput, PreconditionFailed
 from ..models import utcnow
@@ -18,7 +20,7 @@ from ..transactions import committed
 from . import formatting
 from .forms import EXTEND_BY, INVALID, KEEP, ExtendForm, add_key_form, edit_key_form
 from .helpers import actor, is_htmx, key_arg
-from .keys import back_to, conflict_text, keys_page, render_row, row_form_response
+from .keys import back_to, conflict_text, in_sync, keys_page, render_row, row_form_response
 from .owners import Owner, owner_route
 
 # --- add ------------------------------------------------------------------------------------
@@ -26,16 +28,25 @@ from .owners import Owner, owner_route
 
 @owner_route("", ["POST"])
 def add_key(owner: Owner):
+    """With htmx the new row goes to the top of the table and the form comes back empty; a
+    refused form comes back in place with its errors (retargeted from the table)."""
     form = add_key_form(owner.kind)
     if form.validate_on_submit():
         expiry = form.chosen_expiry(utcnow())
         key = form.key.data
         if expiry is not INVALID:
             try:
-                committed(lambda: store.add_entry(owner.scope, key, form.encoded_value, expiry, actor=actor()))
-                return back_to(owner, f"Added key {key!r}.")
+                change = committed(lambda: store.add_entry(owner.scope, key, form.encoded_value, expiry,
+                                                           actor=actor()))
+                if not is_htmx():
+                    return back_to(owner, f"Added key {key!r}.")
+                return in_sync(owner, render_row(owner, change.after, notice="Added."),
+                               add_form=add_key_form(owner.kind, formdata=None))
             except Conflict as exc:
                 form.key.errors = [exc.message]
+    if is_htmx():
+        return render_template("_add_key.html", owner=owner, add_form=form), 422, {
+            "HX-Retarget": "#add-key-section", "HX-Reswap": "outerHTML"}
     return keys_page(owner, add_form=form), 422
 
 
@@ -85,7 +96,7 @@ def save_key(owner: Owner):
             form.version.data = exc.current.etag
         return row_form_response("edit", owner, key, form, exc.current, 409, conflict=exc)
     if is_htmx():
-        return render_row(owner, change.after, notice="Saved.", focus=True)
+        return in_sync(owner, render_row(owner, change.after, notice="Saved.", focus=True))
     return back_to(owner, f"Saved key {key!r}.")
 
 
@@ -107,7 +118,7 @@ def extend_key(owner: Owner):
     except InvalidInput as exc:
         return _refused(owner, key, f"Not extended: {exc.problem}.", status=422)
     if is_htmx():
-        return render_row(owner, change.after, notice=f"Extended by {label.lstrip('+')}.")
+        return in_sync(owner, render_row(owner, change.after, notice=f"Extended by {label.lstrip('+')}."))
     return back_to(owner, f"Extended key {key!r} by {label.lstrip('+')}.")
 
 

@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Optional, ValidationError
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField, HiddenField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
+from wtforms.widgets import HiddenInput
 
 from .. import store
 from ..errors import InvalidInput
@@ -234,3 +236,16 @@ class MoveSetAsideForm(FlaskForm):
     """Hand a key set aside to a map index's task instance (its own: adopt it)."""
 
     to_map_index = IntegerField("Move to map index", validators=[InputRequired("Enter a map index"), map_index])
+
+
+class UndoDeleteForm(FlaskForm):
+    """Undo a delete: the history row that recorded it."""
+
+    change = IntegerField(widget=HiddenInput(), validators=[InputRequired(), NumberRange(1, 2**63 - 1)])
+
+
+class ImportKeysForm(FlaskForm):
+    """Upload a file of keys (what Export writes); existing keys are refused unless replaced."""
+
+    file = FileField("File of keys (JSON, as Export writes it)", validators=[FileRequired("Choose a file to import")])
+    replace = BooleanField("Replace keys that already exist")

@@ -93,6 +93,7 @@ def register(bp) -> None:
         bp.add_app_template_global(function)
     # The Extend buttons offer exactly the choices the server accepts.
     bp.add_app_template_global([(by, label) for by, (label, _delta) in EXTEND_BY.items()], "extend_choices")
+    bp.add_app_template_global(store.describe_change, "describe_change")
 
     @bp.after_request
     def vary_on_htmx(response):

@@ -30,7 +30,7 @@ from . import bp
 from .forms import MoveSetAsideForm
 from .helpers import TI, breadcrumbs, breadcrumbs_of, int_arg, principal, require_role
 
-ASSET = "/assets/<int:asset_id>"  # an asset's pages; by id: names may hold "/", "?" or "#"
+ASSET = "/assets/<rowid:asset_id>"  # an asset's pages; by id: names may hold "/", "?" or "#"
 ASSET_WRITES_SHOWN = 20
 
 
@@ -94,6 +94,8 @@ class Owner:
     def crumbs(self) -> list[tuple[str, str | None]]:
         raise NotImplementedError
 
+    export_name = "keys"  # an export's file name, before ".keys.json"
+
     polls = True  # does the key table refresh itself?
     live_note = "Refreshes every 3 seconds."
 
@@ -138,6 +140,7 @@ class TaskInstanceOwner(Owner):
         self.scope = store.scope_of(ti)
         self.name = ti.task_id
         self.context = f"{ti_label(ti.task_id, ti.map_index)} · {ti.run_id}"
+        self.export_name = "_".join([ti.dag_id, ti.run_id, ti.task_id, *([str(ti.map_index)] * (ti.map_index != -1))])
 
     def path_args(self) -> dict[str, Any]:
         return {"dag_id": self.ti.dag_id, "run_id": self.ti.run_id, "task_id": self.ti.task_id}
@@ -203,6 +206,7 @@ class AssetOwner(Owner):
         self.asset = asset
         self.scope = store.scope_of_asset(asset)
         self.name = self.context = asset.name
+        self.export_name = f"asset_{asset.name}"
 
     def path_args(self) -> dict[str, Any]:
         return {"asset_id": self.asset.id}
