@@ -13,6 +13,7 @@ goes through the worker API of the server process, as a worker's writes do.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -133,7 +134,8 @@ def every_page(app, make_run, make_user, worker_put, worker_auth, live_server) -
 
     tis = make_run(dag_id=DAG, run_id=RUN, tasks=((TASK, None), ("copy", [0, 1])))
     worker_put(tis[TASK], LONG_KEY, LONG_VALUE, "2099-01-01T00:00:00+00:00")
-    worker_put(tis[TASK], "short", 1)
+    soon = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    worker_put(tis[TASK], "short", 1, soon)  # on the "Expiring soon" page, with its Extend buttons
     worker_put(tis[("copy", 1)], "copied", {"files": 3})
     with app.app_context():
         asset = assets.create(ASSET_NAME, ASSET_URI, "warehouse")
@@ -151,20 +153,21 @@ def every_page(app, make_run, make_user, worker_put, worker_auth, live_server) -
         "ti": ti, "long_key": LONG_KEY, "admin": "ada",
         "pages": ["/", "/?q=nightly", dag, run, f"{run}/delete", ti, ti_page_url(DAG, RUN, "copy", map_index=1),
                   *(ti_page_url(DAG, RUN, TASK, action, key=LONG_KEY) for action in ("edit", "delete")),
-                  ti_page_url(DAG, RUN, TASK, "clear"), "/search?q=checkpoint", "/assets", f"/assets/{asset_id}",
-                  "/access", "/account", "/api/v2/docs"],
+                  ti_page_url(DAG, RUN, TASK, "clear"), ti_page_url(DAG, RUN, TASK, sort="-updated", history_key="x"),
+                  "/search?q=checkpoint", "/search?q=files&in_values=1", "/expiring?within=7d", "/assets",
+                  f"/assets/{asset_id}", "/access", "/account", "/api/v2/docs"],
     }
 
 
 # A run with a plain task and a mapped one, and an editor on its page: what the browser tests
 # of key pages start from.
-DAG, RUN = "etl", "manual_1"
+ETL_DAG, ETL_RUN = "etl", "manual_1"
 
 
 @pytest.fixture
 def etl_run(make_run):
     """A run with a plain task and a mapped one: {task_id or (task_id, map_index): ti_id}."""
-    return make_run(dag_id=DAG, run_id=RUN, tasks=(("submit", None), ("copy", [0, 1, 2])))
+    return make_run(dag_id=ETL_DAG, run_id=ETL_RUN, tasks=(("submit", None), ("copy", [0, 1, 2])))
 
 
 @pytest.fixture
@@ -179,7 +182,7 @@ def stored(app):
         with app.app_context():
             row = db.session.execute(
                 select(TaskState.value, TaskState.expires_at)
-                .where(TaskState.dag_id == DAG, TaskState.run_id == RUN, TaskState.task_id == task_id,
+                .where(TaskState.dag_id == ETL_DAG, TaskState.run_id == ETL_RUN, TaskState.task_id == task_id,
                        TaskState.map_index == -1, TaskState.key == key)
             ).first()
             return None if row is None else (row.value, row.expires_at)
@@ -193,7 +196,7 @@ def editor_on(page, make_user, browser_login):
 
     def _open(task_id: str = "submit") -> None:
         browser_login(make_user("eddie", "editor"))
-        page.goto(ti_page_url(DAG, RUN, task_id))
+        page.goto(ti_page_url(ETL_DAG, ETL_RUN, task_id))
         from playwright.sync_api import expect  # noqa: PLC0415  (browser tests skip without playwright)
 
         expect(page.get_by_role("heading", level=1)).to_have_text(task_id)

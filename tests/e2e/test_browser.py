@@ -13,7 +13,8 @@ import pytest
 
 from support import PASSWORD, ti_page_url
 
-from .conftest import DAG, RUN
+from .conftest import ETL_DAG as DAG
+from .conftest import ETL_RUN as RUN
 
 expect = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright").expect
 

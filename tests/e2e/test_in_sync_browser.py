@@ -12,7 +12,8 @@ from playwright.sync_api import expect
 
 from support import ti_page_url
 
-from .conftest import DAG, RUN
+from .conftest import ETL_DAG as DAG
+from .conftest import ETL_RUN as RUN
 from .test_browser import assert_same_document, confirm_delete, key_row, key_rows, mark_document
 
 
