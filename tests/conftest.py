@@ -299,11 +299,14 @@ def table_contents(app):
 @pytest.fixture
 def make_user(app):
     """``make_user(username="alice", role="viewer")`` creates a UI user with ``support.PASSWORD``;
-    returns the username."""
+    returns the username. ``dags``/``assets``: the name patterns a limited person may see."""
 
-    def _make(username: str = "alice", role: str = "viewer", password: str = PASSWORD) -> str:
+    def _make(username: str = "alice", role: str = "viewer", password: str = PASSWORD, *,
+              dags: str | None = None, assets: str | None = None) -> str:
         with app.app_context():
-            users.create(username, password, role)
+            user = users.create(username, password, role)
+            if dags is not None or assets is not None:
+                users.set_limits(user, dags=dags, assets=assets, actor="test")
             db.session.commit()
         return username
 

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import update
 
 from support import log_in, table_rows
-from webapp.auth import users
 from webapp.extensions import db
 from webapp.models import TaskState, utcnow
 
@@ -112,10 +111,7 @@ def test_an_unknown_window_is_refused_naming_it(login_as):
 
 def test_someone_limited_to_some_dags_never_sees_the_others(app, client, make_run, worker_put, make_user):
     seed(make_run, worker_put)
-    make_user("lena", "editor")
-    with app.app_context():
-        users.set_limits(users.get_by_username("lena"), dags="ml_*", actor="test")
-        db.session.commit()
+    make_user("lena", "editor", dags="ml_*")
     assert log_in(client, "lena").status_code == 302
     for headers in ({}, HTMX):
         html = client.get("/expiring?within=7d", headers=headers).text
@@ -179,10 +175,7 @@ def test_a_dag_limited_editor_cannot_extend_another_dags_key(app, client, make_r
     admin = app.test_client()
     log_in(admin, make_user("admin", "admin"))
     form = extend_form(admin.get("/expiring").text, "ledger")
-    make_user("lena", "editor")
-    with app.app_context():
-        users.set_limits(users.get_by_username("lena"), dags="ml_*", actor="test")
-        db.session.commit()
+    make_user("lena", "editor", dags="ml_*")
     assert log_in(client, "lena").status_code == 302
     expires = expiry_of(app, "ledger")
     response = client.post(form["action"], data={**form, "csrf_token": extend_form(

@@ -68,14 +68,9 @@ def test_a_dag_id_naming_no_dag_says_so_and_offers_the_ones_containing_it(login_
 
 def test_someone_limited_to_some_dags_is_never_offered_the_others(app, make_run, worker_put, make_user, client):
     from support import log_in
-    from webapp.auth import users
-    from webapp.extensions import db
 
     seed(make_run, worker_put)
-    make_user("lena", "viewer")
-    with app.app_context():
-        users.set_limits(users.get_by_username("lena"), dags="ml_*", actor="test")
-        db.session.commit()
+    make_user("lena", "viewer", dags="ml_*")
     assert log_in(client, "lena").status_code == 302
     html = client.get("/search?q=checkpoint&dag_id=finance").text
     assert "finance_close" not in html and "No DAG is named <code>finance</code>" in html
@@ -153,14 +148,9 @@ def test_asset_keys_are_searched_by_value_too(login_as, admin_auth, client):
 
 def test_a_dag_limited_person_never_finds_other_dags_keys_by_value(app, make_run, worker_put, make_user, client):
     from support import log_in
-    from webapp.auth import users
-    from webapp.extensions import db
 
     seed(make_run, worker_put)  # checkpoint keys in ml_* and finance_close, with "epoch" or "rows" in the values
-    make_user("lena", "viewer")
-    with app.app_context():
-        users.set_limits(users.get_by_username("lena"), dags="ml_*", actor="test")
-        db.session.commit()
+    make_user("lena", "viewer", dags="ml_*")
     assert log_in(client, "lena").status_code == 302
     for headers in ({}, {"HX-Request": "true"}):
         html = client.get("/search?q=rows&in_values=1", headers=headers).text
