@@ -217,3 +217,94 @@ def test_a_bad_pattern_is_refused_naming_the_field_and_writes_nothing(client, ad
 def test_unlimited_people_see_everything(login_as, world):
     client = login_as("viewer")
     assert dag_rows(client) == sorted(SEEN + HIDDEN)
+
+
+# --- who last wrote an asset key -------------------------------------------------------------------
+
+# A task of a DAG the limited readers may not see: none of these may reach them.
+HIDDEN_WRITER = ("ml_train", "manual__secret", "train_model")
+
+
+@pytest.fixture
+def written_by_a_hidden_dag(world, make_run, asset_put, worker_auth):
+    """warehouse.orders (which limited readers see): "seen" written by a task of etl_daily,
+    then "watermark" by a task of ml_train (the asset's latest write)."""
+    asset_put(worker_auth(make_run(dag_id="etl_daily", run_id="run_9", tasks=(("load", None),))["load"]),
+              "warehouse.orders", "seen", 1)
+    dag_id, run_id, task_id = HIDDEN_WRITER
+    asset_put(worker_auth(make_run(dag_id=dag_id, run_id=run_id, tasks=((task_id, None),))[task_id]),
+              "warehouse.orders", "watermark", 2)
+    return world["warehouse.orders"]
+
+
+def names_the_hidden_writer(text: str) -> bool:
+    return any(part in text for part in HIDDEN_WRITER)
+
+
+@pytest.mark.parametrize("role", ["viewer", "admin"])
+def test_a_dag_limited_key_sees_a_hidden_dags_task_as_a_task_without_ids(client, written_by_a_hidden_dag,
+                                                                          limited_key, role):
+    headers = limited_key(role)
+    keys = client.get(f"{API}/assets/{written_by_a_hidden_dag}/state-store", headers=headers)
+    one = client.get(f"{API}/assets/{written_by_a_hidden_dag}/state-store/watermark", headers=headers)
+    listed = client.get(f"{API}/assets", headers=headers)
+    hidden = {"kind": "task", "dag_id": None, "run_id": None, "task_id": None, "map_index": None, "name": None,
+              "hidden": True}
+    writers = {entry["key"]: entry["last_updated_by"] for entry in keys.get_json()["asset_state_store"]}
+    assert writers == {"seen": {"kind": "task", "dag_id": "etl_daily", "run_id": "run_9", "task_id": "load",
+                                "map_index": -1, "name": None},
+                       "watermark": hidden}
+    assert one.get_json()["last_updated_by"] == hidden
+    assert listed.get_json()["assets"][0]["last_updated_by"] == hidden
+    for response in (keys, one, listed):
+        assert response.status_code == 200 and not names_the_hidden_writer(response.text)
+
+
+def test_a_dag_limited_person_sees_a_task_of_another_dag_without_name_or_link(alice, written_by_a_hidden_dag):
+    page = alice.get(f"/assets/{written_by_a_hidden_dag}").text
+    writers = {row[0]: row[3] for row in table_rows(page)[1:]}
+    assert writers == {"seen": "load etl_daily · run_9", "watermark": "a task of another DAG"}
+    assert '<a href="/dags/etl_daily/runs/run_9/tasks/load">load</a>' in page
+    asset_list = alice.get("/assets").text
+    assert table_rows(asset_list)[1][5] == "a task of another DAG"
+    for html in (page, asset_list):
+        assert not names_the_hidden_writer(html) and "/dags/ml_train" not in html
+
+
+def test_unlimited_readers_see_every_writer(app, client, written_by_a_hidden_dag, admin_auth, login_as):
+    entry = client.get(f"{API}/assets/{written_by_a_hidden_dag}/state-store/watermark", headers=admin_auth("viewer"))
+    assert entry.get_json()["last_updated_by"] == {"kind": "task", "dag_id": "ml_train", "run_id": "manual__secret",
+                                                   "task_id": "train_model", "map_index": -1, "name": None}
+    viewer = login_as("viewer")
+    assert table_rows(viewer.get("/assets").text)[2][5] == "train_model ml_train · manual__secret"
+    page = viewer.get(f"/assets/{written_by_a_hidden_dag}").text
+    assert '<a href="/dags/ml_train/runs/manual__secret/tasks/train_model">train_model</a>' in page
+
+
+# --- registering an asset on first write ------------------------------------------------------------
+
+
+def test_a_uri_held_by_a_hidden_asset_is_refused_as_not_found_and_writes_nothing(client, world, limited_key,
+                                                                                 table_contents):
+    """Naming an allowed name with the URI of an asset the key may not see answers as naming that
+    URI alone does (not found): a 409 "already exists" would confirm the hidden asset."""
+    headers, admin = limited_key("service"), limited_key("admin")
+    service = f"{API}/service/assets/value"
+    before = table_contents()
+    with_name = client.put(service, headers=headers, json={"value_json": "1"},
+                           query_string={"name": "warehouse.new", "uri": "s3://secret.payroll", "key": "k"})
+    uri_alone = client.put(service, headers=headers, json={"value_json": "1"},
+                           query_string={"uri": "s3://secret.payroll", "key": "k"})
+    registered = client.post(f"{API}/assets", headers=admin,
+                             json={"name": "warehouse.new", "uri": "s3://secret.payroll"})
+    assert with_name.status_code == uri_alone.status_code == registered.status_code == 404
+    assert with_name.get_json() == uri_alone.get_json() == registered.get_json()
+    assert "secret.payroll" not in with_name.get_json()["detail"]["message"].replace("s3://secret.payroll", "")
+    assert table_contents() == before  # no new asset, nothing written to the hidden one
+    # A URI the key can see is still a plain clash; a free one registers the asset.
+    visible = client.put(service, headers=headers, json={"value_json": "1"},
+                         query_string={"name": "warehouse.new", "uri": "s3://warehouse.orders", "key": "k"})
+    assert visible.status_code == 409 and visible.get_json()["detail"]["field"] == "uri"
+    free = client.put(service, headers=headers, json={"value_json": "1"},
+                      query_string={"name": "warehouse.new", "uri": "s3://warehouse.new", "key": "k"})
+    assert free.status_code == 204

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from support import csrf_token, shown_values, table_rows, ti_page_url
 from webapp import assets
 from webapp.auth import tokens
+from webapp.auth.name_patterns import EVERYTHING
 from webapp.extensions import db
 from webapp.models import AssetState, KeyChange
 
@@ -469,7 +470,7 @@ def test_viewers_see_no_edit_controls_and_are_refused_every_change_route(
     assert [text for text in (">Edit<", ">Delete<", "Add key", "Clear all keys", "Actions") if text in page] == []
     with app.app_context():
         from webapp import store
-        etag = store.get_entry(store.scope_of_asset(assets.get(asset_id)), "k").etag
+        etag = store.get_entry(store.scope_of_asset(assets.get(asset_id), reader_dags=EVERYTHING), "k").etag
     target = f"/assets/{asset_id}{action}" + ("" if action in ("", "/clear") else "?key=k")
     headers = HTMX if htmx else {}
     if method == "get":

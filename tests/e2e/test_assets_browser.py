@@ -111,7 +111,7 @@ def test_edit_an_asset_key_in_place_see_a_workers_writes_and_clear_them_all(
     expect(page).to_have_url(url_pattern(f"/assets/{asset_id}"))
     expect(page.get_by_role("heading", level=1)).to_have_text(f"{NAME} asset")
     expect(page.get_by_text("Refreshes every 3 seconds.")).to_be_visible()
-    expect(page.get_by_role("columnheader")).to_have_text(["Key", "Value", "Updated", "Last written by", "Actions"])
+    expect(page.get_by_role("columnheader")).to_have_text(["Key ↑", "Value", "Updated", "Last written by", "Actions"])
     mark_document(page)
 
     # Edit in place: the value only (asset keys never expire), saved without a page load.
