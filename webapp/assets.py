@@ -35,14 +35,24 @@ def validate_identifier(field: str, value: object, *, required: bool = True) -> 
     return value
 
 
-def create(name: str, uri: str, group: str = "") -> Asset:
-    """Register an asset; Conflict when an asset already has that name or URI."""
+def create(name: str, uri: str, group: str = "", *, visible: name_patterns.NamePatterns = name_patterns.EVERYTHING
+           ) -> Asset:
+    """Register an asset; Conflict when an asset already has that name or URI. ``visible``: the
+    asset names the registering person or API key may see (``auth.name_patterns``)."""
     validate_identifier("name", name)
     validate_identifier("uri", uri)
     validate_identifier("group", group, required=False)
     for field, value, column in (("name", name, Asset.name_hash), ("uri", uri, Asset.uri_hash)):
-        if db.session.execute(select(Asset.id).where(column == store.name_hash(value))).first():
-            raise Conflict(f"An asset with {field} {value!r} already exists", field=field)
+        holder = db.session.execute(select(Asset.name).where(column == store.name_hash(value))).scalar()
+        if holder is None:
+            continue
+        if not visible.allows(holder):
+            # An asset the caller may not see holds it. Refusing is a must (taking the URI over, or
+            # a second asset with it, would reach into that asset); "already exists" would confirm
+            # it. Not found is what the caller hears whenever it names that URI (reads, writes, the
+            # asset's pages), so this refusal tells nothing those do not, and names no asset.
+            raise store.asset_keys.asset_not_found(field, value)
+        raise Conflict(f"An asset with {field} {value!r} already exists", field=field)
     asset = Asset(name=name, uri=uri, group_name=group, name_hash=store.name_hash(name), uri_hash=store.name_hash(uri))
     db.session.add(asset)
     try:
@@ -89,11 +99,12 @@ class AssetRow:
     last_written_by: dict[str, Any] | None
 
 
-def listing(*, limit: int, offset: int, name_pattern: str | None = None,
+def listing(*, limit: int, offset: int, reader_dags: name_patterns.NamePatterns, name_pattern: str | None = None,
             uri_pattern: str | None = None, visible=None) -> tuple[list[AssetRow], int]:
     """Assets by name, one page, each with its key count and its latest write; and the total.
     A pattern matches anywhere in the name or URI, ignoring case (``%`` and ``_`` literally).
-    ``visible``: only the names those patterns allow (``auth.name_patterns``)."""
+    ``visible``: only the names those patterns allow (``auth.name_patterns``); ``reader_dags``:
+    the DAGs the reader may see, whose tasks the latest write may name."""
     conditions = name_patterns.where(visible, Asset.name)
     if name_pattern:
         conditions.append(Asset.name.icontains(name_pattern, autoescape=True))
@@ -103,7 +114,7 @@ def listing(*, limit: int, offset: int, name_pattern: str | None = None,
     assets = db.session.execute(
         select(Asset).where(*conditions).order_by(Asset.name, Asset.id).limit(limit).offset(offset)
     ).scalars().all()
-    summaries = store.asset_key_summaries([asset.id for asset in assets])
+    summaries = store.asset_key_summaries([asset.id for asset in assets], reader_dags=reader_dags)
     return [AssetRow(asset, *summaries.get(asset.id, (0, None, None))) for asset in assets], total
 
 
@@ -118,9 +129,10 @@ def record_declarations(dag_run_id: int, task_id: str, inlets: list[str], outlet
                                      direction=direction))
 
 
-def ensure(*, name: str | None, uri: str | None) -> Asset:
+def ensure(*, name: str | None, uri: str | None, visible: name_patterns.NamePatterns = name_patterns.EVERYTHING
+           ) -> Asset:
     """The asset of that name (or URI), registered when missing (a service reports assets its
-    scheduler knows); a missing name or URI is the other one."""
+    scheduler knows); a missing name or URI is the other one. ``visible``: as for ``create``."""
     name, uri = name or uri, uri or name
     if not name:
         raise InvalidInput("name", "is required (or uri)")
@@ -130,7 +142,7 @@ def ensure(*, name: str | None, uri: str | None) -> Asset:
         pass
     try:
         with db.session.begin_nested():
-            return create(name, uri)
+            return create(name, uri, visible=visible)
     except Conflict as conflict:
         try:
             return by_name_or_uri(name=name)  # registered meanwhile

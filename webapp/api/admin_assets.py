@@ -37,19 +37,19 @@ def entry_response(entry: store.Entry, status: int = 200):
 
 
 def scope(asset_id: int) -> store.AssetScope:
-    return store.scope_of_asset(assets.get(asset_id))
+    return store.scope_of_asset(assets.get(asset_id), reader_dags=g.principal.dags)
 
 
 # --- assets -------------------------------------------------------------------------------------
 
 
 @bp.post("/assets")
-@documented("Register an asset", tag="Assets", body=schemas.AssetCreate, ok={201: schemas.AssetOut}, errors=(401, 403, 409, 413, 422))
+@documented("Register an asset", tag="Assets", body=schemas.AssetCreate, ok={201: schemas.AssetOut}, errors=(401, 403, 404, 409, 413, 422))
 def create_asset():
     require_role("admin")
     body = parse_body(schemas.AssetCreate)
     g.principal.require_new_asset(body.name)
-    asset = committed(lambda: assets.create(body.name, body.uri, body.group))
+    asset = committed(lambda: assets.create(body.name, body.uri, body.group, visible=g.principal.assets))
     return out(schemas.AssetOut, **asset_fields(asset)), 201
 
 
@@ -57,7 +57,7 @@ def create_asset():
 @documented("List assets by name, each with its key count and latest write", tag="Assets", ok={200: schemas.AssetList}, errors=(401, 422), query=("name_pattern", "uri_pattern", "limit", "offset"))
 def list_assets():
     limit, offset = paging()
-    rows, total = assets.listing(visible=g.principal.assets, limit=limit, offset=offset,
+    rows, total = assets.listing(visible=g.principal.assets, reader_dags=g.principal.dags, limit=limit, offset=offset,
                                  name_pattern=request.args.get("name_pattern"),
                                  uri_pattern=request.args.get("uri_pattern"))
     listed = [{**asset_fields(row.asset), "key_count": row.key_count, "last_updated_at": row.last_write,

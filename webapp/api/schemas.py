@@ -325,12 +325,22 @@ class AuditLog(BaseModel):
 
 
 class LastUpdatedBy(BaseModel):
+    """Who last wrote the key: Airflow's fields (kind and the task instance's ids), plus name and hidden."""
+
+    # The example: a task the caller may see. ``hidden`` is left out unless true, and so is it here.
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "kind": "task", "dag_id": EXAMPLE["dag_id"], "run_id": EXAMPLE["run_id"], "task_id": EXAMPLE["task_id"],
+        "map_index": -1, "name": None}]})
+
     kind: Literal["task", "watcher", "api"]
     dag_id: str | None = Field(None, description="kind task: the writing task instance's", examples=[EXAMPLE["dag_id"]])
     run_id: str | None = Field(None, examples=[EXAMPLE["run_id"]])
     task_id: str | None = Field(None, examples=[EXAMPLE["task_id"]])
     map_index: int | None = Field(None, examples=[-1])
     name: str | None = Field(None, description="kind watcher: the watcher; kind api: the API key or person")
+    hidden: bool = Field(False, exclude_if=lambda hidden: not hidden,
+                         description="Sent (true) only for kind task when the task belongs to a DAG the caller "
+                                     "may not see: dag_id, run_id, task_id and map_index are then null")
 
 
 class AssetCreate(Strict):

@@ -173,7 +173,7 @@ def get_asset_key():
 
 
 @bp.put("/assets/value")
-@documented("Create or overwrite an asset's key by name and/or uri (the asset is registered when missing)", tag="Service", body=schemas.ServiceAssetPutBody, errors=(401, 403, 409, 413, 422), query=("name", "uri", "key"))
+@documented("Create or overwrite an asset's key by name and/or uri (the asset is registered when missing)", tag="Service", body=schemas.ServiceAssetPutBody, errors=(401, 403, 404, 409, 413, 422), query=("name", "uri", "key"))
 def put_asset_key():
     by, name, uri, key = _asset_names(with_key=True)
     value_json = _value_json(parse_body(schemas.ServiceAssetPutBody), f"asset {name or uri!r}", key)
@@ -183,7 +183,7 @@ def put_asset_key():
         try:
             store.write(address, key, value_json, None, **names)
         except NotFound:
-            assets.ensure(name=name, uri=uri)
+            assets.ensure(name=name, uri=uri, visible=g.principal.assets)
             store.write(address, key, value_json, None, **names)
 
     committed(write)

@@ -52,11 +52,13 @@ def assets_group() -> None:
 def list_assets(name_pattern: str | None, uri_pattern: str | None) -> None:
     """Every asset: id, name, URI, group, keys, last write."""
     from .. import assets
+    from ..auth.name_patterns import EVERYTHING
 
     click.echo("id\tname\turi\tgroup\tkeys\tlast write")
     offset = 0
     while True:
-        rows, total = assets.listing(limit=1000, offset=offset, name_pattern=name_pattern, uri_pattern=uri_pattern)
+        rows, total = assets.listing(limit=1000, offset=offset, reader_dags=EVERYTHING, name_pattern=name_pattern,
+                                     uri_pattern=uri_pattern)
         for row in rows:
             click.echo("\t".join((str(row.asset.id), row.asset.name, row.asset.uri, row.asset.group_name,
                                   str(row.key_count), _when(row.last_write))))

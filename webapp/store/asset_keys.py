@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, and_, bindparam, exists, literal, select
 
+from ..auth.name_patterns import EVERYTHING, NamePatterns
 from ..errors import Forbidden, NotFound
 from ..models import Asset, AssetState, TaskAsset, TaskInstance
 from .scopes import Address, Scope, ScopeKind, ti_not_found
@@ -24,13 +25,20 @@ WRITER_COLUMNS = ("written_by_kind", "written_by_dag_id", "written_by_run_id", "
                   "written_by_map_index", "written_by_name")
 
 
-def describe_writer(values: tuple) -> dict[str, Any] | None:
+# A task of a DAG the reader may not see, told without its ids: they would name that DAG.
+HIDDEN_TASK_WRITER = {"kind": "task", "hidden": True}
+
+
+def describe_writer(values: tuple, reader_dags: NamePatterns = EVERYTHING) -> dict[str, Any] | None:
     """The API's ``last_updated_by``: ``{"kind": "task", dag_id, run_id, task_id, map_index}`` for a
-    task instance, ``{"kind": "watcher" | "api", "name"}`` otherwise."""
+    task instance, ``{"kind": "watcher" | "api", "name"}`` otherwise. ``reader_dags``: the DAGs
+    whoever reads it may see; a task of another DAG reads as ``HIDDEN_TASK_WRITER``."""
     kind, dag_id, run_id, task_id, map_index, name = values
     if kind is None:
         return None
     if kind == "task":
+        if not reader_dags.allows(dag_id):
+            return dict(HIDDEN_TASK_WRITER)
         return {"kind": "task", "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
     return {"kind": kind, "name": name}
 
@@ -63,9 +71,15 @@ class AssetScope(Scope):
     asset_id: int
     name: str
     uri: str
+    # Who reads these keys: the DAGs they may see, so a writer from another DAG is not named
+    # to them (``describe_writer``). It changes what is shown, not which keys these are.
+    reader_dags: NamePatterns = field(default=EVERYTHING, compare=False)
 
     def row_values(self) -> dict[str, Any]:
         return {"asset_id": self.asset_id, "asset_name": self.name}
+
+    def describe_writer(self, values: tuple) -> dict[str, Any] | None:
+        return describe_writer(values, self.reader_dags)
 
 
 def name_hash(text: str) -> str:
@@ -73,8 +87,10 @@ def name_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def scope_of_asset(asset: Asset) -> AssetScope:
-    return AssetScope(asset.id, asset.name, asset.uri)
+def scope_of_asset(asset: Asset, *, reader_dags: NamePatterns) -> AssetScope:
+    """An asset's keys as the person or API key seeing ``reader_dags`` reads them (required:
+    the keys say which task wrote them, and a route must not forget whose eyes those are)."""
+    return AssetScope(asset.id, asset.name, asset.uri, reader_dags)
 
 
 # --- addresses ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ..auth import name_patterns
 from ..extensions import db
 from ..models import AssetState, TaskState
 from .access import live_condition
-from .asset_keys import ASSET_KEYS
+from .asset_keys import ASSET_KEYS, describe_writer
 
 COUNT_CAP = 1_000
 
@@ -86,9 +86,11 @@ def key_counts_by_task_instance(dag_run_id: int, task_ids: list[str],
     }
 
 
-def asset_key_summaries(asset_ids: list[int]) -> dict[int, tuple[int, datetime | None, dict | None]]:
-    """For each of these assets: its key count, its latest write and who made it (two queries
-    for a page of assets, never one per asset)."""
+def asset_key_summaries(asset_ids: list[int], *, reader_dags: name_patterns.NamePatterns
+                        ) -> dict[int, tuple[int, datetime | None, dict | None]]:
+    """For each of these assets: its key count, its latest write and who made it, as a reader
+    seeing ``reader_dags`` may see it (``asset_keys.describe_writer``); two queries for a page
+    of assets, never one per asset."""
     if not asset_ids:
         return {}
     counts = {asset_id: (count, latest) for asset_id, count, latest in db.session.execute(
@@ -103,7 +105,7 @@ def asset_key_summaries(asset_ids: list[int]) -> dict[int, tuple[int, datetime |
             .where(tuple_(AssetState.asset_id, AssetState.updated_at).in_(latest))
         )
         for row in rows:
-            writers[row[0]] = ASSET_KEYS.describe_writer(tuple(row[1:]))
+            writers[row[0]] = describe_writer(tuple(row[1:]), reader_dags)
     return {asset_id: (count, at, writers.get(asset_id)) for asset_id, (count, at) in counts.items()}
 
 

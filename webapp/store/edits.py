@@ -47,9 +47,10 @@ def _entry_columns(kind: ScopeKind) -> list:
     return [kind.column(name) for name in (*ENTRY_COLUMNS, *kind.writer_columns)]
 
 
-def _entry(kind: ScopeKind, row) -> Entry:
+def _entry(scope: Scope, row) -> Entry:
     count = len(ENTRY_COLUMNS)
-    return Entry(*row[:count], written_by=kind.describe_writer(tuple(row[count:])) if kind.writer_columns else None)
+    writer = scope.describe_writer(tuple(row[count:])) if scope.kind.writer_columns else None
+    return Entry(*row[:count], written_by=writer)
 
 
 def current_entry(scope: Scope, key: str, now: datetime | None = None) -> Entry | None:
@@ -59,7 +60,7 @@ def current_entry(scope: Scope, key: str, now: datetime | None = None) -> Entry 
     row = db.session.execute(
         select(*_entry_columns(kind)).where(scope.condition(), kind.column("key") == key, live_condition(now, kind))
     ).first()
-    return None if row is None else _entry(kind, row)
+    return None if row is None else _entry(scope, row)
 
 
 def get_entry(scope: Scope, key: str, now: datetime | None = None) -> Entry:
@@ -271,7 +272,7 @@ def list_entries(scope: Scope, *, limit: int, offset: int = 0, include_expired: 
         select(*_entry_columns(kind)).where(*conditions).order_by(*order_by).limit(limit).offset(offset)
     ).all()
     metrics.count_store_operation("read", kind.name)
-    return [_entry(kind, row) for row in rows], total
+    return [_entry(scope, row) for row in rows], total
 
 
 def count_entries(scope: Scope, now: datetime | None = None) -> tuple[int, int]:

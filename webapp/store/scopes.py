@@ -93,6 +93,10 @@ class Scope:
     def row_values(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def describe_writer(self, values: tuple) -> dict[str, Any] | None:
+        """Who last wrote a key of this scope, from ``kind.writer_columns``, as its reader may see it."""
+        return self.kind.describe_writer(values)
+
     def condition(self) -> ColumnElement[bool]:
         """This scope's keys, for any statement over the kind's table (its fence included)."""
         values = self.row_values()

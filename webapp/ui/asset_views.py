@@ -24,7 +24,7 @@ def asset_list():
     name, uri = _pattern("name"), _pattern("uri")
     offset = int_arg("offset", 0, 0)
     rows, total = assets.listing(limit=ASSETS_PER_PAGE, offset=offset, name_pattern=name or None,
-                                 uri_pattern=uri or None, visible=principal().assets)
+                                 uri_pattern=uri or None, visible=principal().assets, reader_dags=principal().dags)
     context = dict(rows=rows, total=total, offset=offset, limit=ASSETS_PER_PAGE, name=name, uri=uri,
                    filtered=bool(name or uri), now=utcnow())
     # The filter form asks htmx for the table alone; a history restore wants the page.

@@ -204,7 +204,7 @@ class AssetOwner(Owner):
 
     def __init__(self, asset):
         self.asset = asset
-        self.scope = store.scope_of_asset(asset)
+        self.scope = store.scope_of_asset(asset, reader_dags=principal().dags)
         self.name = self.context = asset.name
         self.export_name = f"asset_{asset.name}"
 
