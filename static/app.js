@@ -165,3 +165,22 @@ document.addEventListener("click", (event) => {
   button.setAttribute("aria-expanded", String(expanded));
   button.closest("tbody").querySelectorAll("tr:not(.group)").forEach((row) => { row.hidden = !expanded; });
 });
+
+// The live JSON check: 300 ms after typing in a JSON field stops, its status element (which
+// htmx posts from, hx-trigger="json-input") is told to check. The pause is kept here rather
+// than in htmx's own trigger, so typing straight after an inline form opens (before htmx has
+// wired the new elements) is still checked.
+const jsonCheckTimers = new WeakMap();
+document.addEventListener("input", (event) => {
+  const field = event.target;
+  if (!(field instanceof HTMLTextAreaElement) || !field.hasAttribute("data-json")) {
+    return;
+  }
+  clearTimeout(jsonCheckTimers.get(field));
+  jsonCheckTimers.set(field, setTimeout(() => {
+    const status = document.getElementById(field.id + "-check");
+    if (status && window.htmx) {
+      window.htmx.trigger(status, "json-input");
+    }
+  }, 300));
+});

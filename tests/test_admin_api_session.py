@@ -31,7 +31,7 @@ def test_session_change_with_csrf_token_is_recorded_under_the_username(app, edit
     from webapp import runs, store
 
     with app.app_context():
-        changes = store.changes_for(store.scope_of(runs.get_task_instance("dag", "run_1", "task")))
+        changes, _more = store.changes_for(store.scope_of(runs.get_task_instance("dag", "run_1", "task")))
     assert [change.actor for change in changes] == ["erin"]
 
 

@@ -157,9 +157,10 @@ def test_every_change_is_recorded_in_history(app, client, mapped, worker_put, ed
     client.delete(store_url(), headers=editor)
     with app.app_context():
         scope = store.scope_of(get_task_instance("dag", "run_1", "task"))
-        changes = [(c.action, c.key, c.old_value, c.new_value) for c in reversed(store.changes_for(scope))]
-        actors = {c.actor for c in store.changes_for(scope)}
-        first = store.changes_for(scope)[-1]
+        recorded, _more = store.changes_for(scope)
+        changes = [(c.action, c.key, c.old_value, c.new_value) for c in reversed(recorded)]
+        actors = {c.actor for c in recorded}
+        first = recorded[-1]
     assert changes == [
         ("set", "job", '"from worker"', '"edited"'),
         ("set", "job", '"edited"', '"patched"'),
@@ -178,4 +179,4 @@ def test_refused_edit_records_nothing(app, client, mapped, editor):
     response = client.put(store_url("k"), headers=editor, json={"value": float("nan")})
     assert response.status_code == 422
     with app.app_context():
-        assert store.changes_for(store.scope_of(get_task_instance("dag", "run_1", "task"))) == []
+        assert store.changes_for(store.scope_of(get_task_instance("dag", "run_1", "task"))) == ([], False)

@@ -136,7 +136,7 @@ def test_the_forms_ask_for_the_live_check_and_number_their_lines(editor, ti_id, 
     assert 'data-json="1"' in re.search(r'<textarea[^>]* id="add-value"[^>]*>', html).group(0)
     status = re.search(r'<small id="add-value-check"[^>]*>', html).group(0)
     assert 'aria-live="polite"' in status and 'hx-post="/json-check"' in status
-    assert 'hx-trigger="input changed delay:300ms from:#add-value"' in status and 'hx-params="value"' in status
+    assert 'hx-trigger="json-input"' in status and 'hx-params="value"' in status  # app.js sends json-input
 
     worker_put(ti_id, "k", {"a": 1})
     fragment = editor.get(ti_page_url(action="edit", key="k"), headers={"HX-Request": "true"}).text
