@@ -184,3 +184,14 @@ document.addEventListener("input", (event) => {
     }
   }, 300));
 });
+
+// A Cancel link marked data-close="#slot" (the inline Clear confirmation) empties that slot
+// instead of loading the page again; without this script it is a plain link back.
+document.addEventListener("click", (event) => {
+  const link = event.target instanceof Element && event.target.closest("a[data-close]");
+  const slot = link && document.querySelector(link.dataset.close);
+  if (slot) {
+    event.preventDefault();
+    slot.replaceChildren();
+  }
+});

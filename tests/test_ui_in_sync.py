@@ -28,7 +28,7 @@ def version_of(html: str) -> str:
 
 def oob(html: str, element_id: str) -> str:
     """The out-of-band element with this id in an htmx answer (its opening tag to its end)."""
-    match = re.search(rf'<(\w+)[^>]* id="{element_id}"[^>]*hx-swap-oob="true"[^>]*>(.*?)</\1>', html, re.S)
+    match = re.search(rf'<(\w+)[^>]* id="{element_id}"[^>]*hx-swap-oob="[^"]+"[^>]*>(.*?)</\1>', html, re.S)
     assert match, f"no out-of-band #{element_id} in the answer"
     return match.group(2)
 
@@ -259,3 +259,30 @@ def test_history_filters_by_key_person_and_action_and_pages(editor, ti_id, worke
 def test_a_bad_history_filter_is_refused_naming_it(editor):
     response = editor.get(ti_page_url(history_action="rename"))
     assert response.status_code == 422 and "action" in response.text
+
+
+# --- Clear, inline -----------------------------------------------------------------------------
+
+
+def test_clear_with_htmx_confirms_in_place_and_answers_the_emptied_table(editor, ti_id, worker_put, stored_rows):
+    for key in ("a", "b"):
+        worker_put(ti_id, key, 1)
+    confirm = editor.get(ti_page_url(action="clear"), headers=HTMX)
+    assert confirm.status_code == 200 and "<html" not in confirm.text and "start over" in confirm.text
+    assert 'hx-target="#clear-slot"' in confirm.text and 'data-close="#clear-slot"' in confirm.text
+    assert stored_rows() != []  # asking is not clearing
+
+    cleared = editor.post(ti_page_url(action="clear"), headers=HTMX, data={"csrf_token": csrf_token(confirm.text)})
+    assert cleared.status_code == 200 and "Cleared 2 keys of this task instance." in cleared.text
+    rows = oob(cleared.text, "key-rows")
+    assert 'class="no-keys"' in rows and "No live keys." in rows
+    assert key_count(cleared.text) == "0" and history_actions(cleared.text) == ["cleared", "cleared"]
+    assert stored_rows() == []
+
+
+def test_clear_without_javascript_is_still_a_page_and_a_redirect(editor, ti_id, worker_put, stored_rows):
+    worker_put(ti_id, "a", 1)
+    confirm = editor.get(ti_page_url(action="clear"))
+    assert "<html" in confirm.text and "data-close" not in confirm.text
+    response = editor.post(ti_page_url(action="clear"), data={"csrf_token": csrf_token(confirm.text)})
+    assert response.status_code == 303 and stored_rows() == []

@@ -117,3 +117,24 @@ def test_export_then_import_copies_a_task_instances_keys(page, editor_on, etl_ru
     page.get_by_label("File of keys").set_input_files(saved)  # again: the keys exist now
     page.get_by_role("button", name="Import keys").click()
     expect(page.locator("#import-file-error")).to_contain_text("2 of these keys already exist")
+
+
+def test_clear_confirms_in_place_and_empties_the_table_without_a_reload(page, editor_on, etl_run, worker_put, stored):
+    for key in ("a", "b"):
+        worker_put(etl_run["submit"], key, key)
+    editor_on()
+    mark_document(page)
+    page.get_by_role("button", name="Clear all keys", exact=True).click()
+    expect(page.locator("#clear-slot").get_by_role("alert")).to_contain_text("start over")
+    page.locator("#clear-slot").get_by_role("link", name="Cancel").click()  # closes, clears nothing
+    expect(page.locator("#clear-slot")).to_be_empty()
+    expect(key_count(page)).to_have_text("2")
+
+    page.get_by_role("button", name="Clear all keys", exact=True).click()
+    page.locator("#clear-slot").get_by_role("button", name="Clear", exact=True).click()
+    expect(page.locator("#clear-slot")).to_contain_text("Cleared 2 keys of this task instance.")
+    expect(key_rows(page)).to_have_text(["No live keys."])
+    expect(key_count(page)).to_have_text("0")
+    expect(history_actions(page)).to_have_text(["cleared", "cleared"])
+    assert [stored("submit", key) for key in ("a", "b")] == [None, None]
+    assert_same_document(page)

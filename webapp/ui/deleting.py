@@ -12,7 +12,7 @@ from ..errors import Conflict, PreconditionFailed
 from ..transactions import committed
 from .forms import ClearForm, UndoDeleteForm, VersionedForm
 from .helpers import actor, is_htmx, key_arg
-from .keys import back_to, in_sync, render_row, row_form_response
+from .keys import back_to, in_sync, key_table_context, render_row, row_form_response
 from .owners import Owner, owner_route
 
 # --- delete ---------------------------------------------------------------------------------
@@ -77,6 +77,8 @@ def confirm_clear(owner: Owner):
     task (``?all_map_indices=1``)."""
     every = owner.clear_every(request.args.get("all_map_indices") == "1")
     form = ClearForm(formdata=None, all_map_indices="1" if every else "")
+    if is_htmx():
+        return render_template("_clear_confirm_form.html", owner=owner, form=form, every=every, inline=True)
     return render_template("clear_confirm.html", owner=owner, form=form, every=every,
                            crumbs=[*owner.crumbs, ("Clear", None)])
 
@@ -88,4 +90,7 @@ def clear_keys(owner: Owner):
         return back_to(owner, "Nothing was cleared: the form was incomplete.", "error")
     every = owner.clear_every(form.all_map_indices.data == "1")
     deleted = committed(lambda: store.clear_entries(owner.clear_scope(every), actor=actor()))
+    if is_htmx():  # the outcome in the clear slot; the emptied rows, count and history out of band
+        return in_sync(owner, render_template("_cleared.html", message=owner.cleared(deleted, every),
+                                              **key_table_context(owner)))
     return back_to(owner, owner.cleared(deleted, every))
