@@ -20,6 +20,12 @@ def seed(make_run, worker_put):
     worker_put(secret["post"], "checkpoint/ledger", {"rows": 1})
 
 
+def without_times(rows: list[list[str]]) -> list[list[str]]:
+    """Result rows without the Updated cell: its relative time ("a moment ago") may move on
+    between two answers."""
+    return [row[:6] + row[7:] for row in rows]
+
+
 def test_htmx_gets_the_results_alone_and_a_browser_the_page(login_as, make_run, worker_put):
     seed(make_run, worker_put)
     viewer = login_as("viewer")
@@ -29,7 +35,7 @@ def test_htmx_gets_the_results_alone_and_a_browser_the_page(login_as, make_run, 
     assert "<html" not in fragment.text and "<form" not in fragment.text
     found = table_rows(fragment.text)
     assert [row[4] for row in found[1:]] == ["checkpoint/ledger", "checkpoint/epoch", "checkpoint/epoch"]
-    assert found == table_rows(page.text)[:len(found)]
+    assert without_times(found) == without_times(table_rows(page.text)[:len(found)])
     assert "HX-Request" in page.headers["Vary"] and "HX-Request" in fragment.headers["Vary"]
     assert 'hx-push-url="true"' in page.text and 'hx-target="#search-results"' in page.text
 
