@@ -286,3 +286,12 @@ def test_clear_without_javascript_is_still_a_page_and_a_redirect(editor, ti_id, 
     assert "<html" in confirm.text and "data-close" not in confirm.text
     response = editor.post(ti_page_url(action="clear"), data={"csrf_token": csrf_token(confirm.text)})
     assert response.status_code == 303 and stored_rows() == []
+
+
+def test_adding_a_key_whose_expired_row_awaits_cleanup_creates_it_anew(editor, ti_id, worker_put, stored_rows):
+    worker_put(ti_id, "job", "stale", utcnow() - timedelta(seconds=1))  # expired: gone for every reader
+    page = editor.get(PAGE).text
+    response = editor.post(PAGE, data={"csrf_token": csrf_token(page), "key": "job", "value": '"fresh"',
+                                       "expiration": "never", "expires_at": ""})
+    assert response.status_code == 303, response.text
+    assert [(row.key, row.value, row.expires_at) for row in stored_rows()] == [("job", '"fresh"', None)]

@@ -126,3 +126,21 @@ def test_an_asset_round_trip_and_asset_keys_refuse_an_expiry(login_as, make_asse
     soon = (utcnow() + timedelta(days=1)).isoformat()
     refused = upload(editor, f"/assets/{target}", {"keys": [{"key": "x", "value": 1, "expires_at": soon}]})
     assert refused.status_code == 422 and "keys[0].expires_at: must be null: asset keys never expire" in refused.text
+
+
+def test_expired_keys_not_yet_cleaned_up_are_replaced_not_refused(editor, two_tis, worker_put, stored_rows):
+    worker_put(two_tis["copy"], "job", "stale", utcnow() - timedelta(seconds=1))  # gone for readers, row still there
+    response = upload(editor, TARGET, {"keys": [{"key": "job", "value": "fresh"}]})
+    assert response.status_code == 303, response.text
+    assert stored(stored_rows, "copy") == {"job": ('"fresh"', None)}
+
+
+def test_a_key_a_worker_creates_during_the_import_refuses_it_whole(editor, two_tis, worker_put, stored_rows,
+                                                                   monkeypatch):
+    from webapp.store import key_files  # noqa: PLC0415
+    worker_put(two_tis["copy"], "job", "the worker's")
+    # The worker's write lands between the import's look for existing keys and its insert.
+    monkeypatch.setattr(key_files, "existing_keys", lambda *_args: [])
+    response = upload(editor, TARGET, {"keys": [{"key": "new", "value": 1}, {"key": "job", "value": "mine"}]})
+    assert response.status_code == 422 and "A worker wrote one of these keys during the import" in response.text
+    assert stored(stored_rows, "copy") == {"job": ('"the worker\'s"', None)}

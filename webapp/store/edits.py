@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, not_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -103,9 +103,18 @@ def _guarded_update(scope: Scope, before: Entry, values: dict) -> None:
         raise _Raced
 
 
-def _insert_new(scope: Scope, key: str, values: dict) -> None:
+def remove_expired_leftovers(scope: Scope, keys: list[str], now: datetime) -> None:
+    """Delete rows of these keys that have expired but were not cleaned up yet: an expired key
+    is gone for every reader, so a write creates it anew (its row would block the insert)."""
+    table = scope.kind.table
+    db.session.execute(delete(table).where(scope.condition(), table.c.key.in_(keys),
+                                           not_(live_condition(now, scope.kind))))
+
+
+def _insert_new(scope: Scope, key: str, values: dict, now: datetime) -> None:
     """INSERT a key that was absent when read; _Raced when a worker created it meanwhile."""
     table = scope.kind.table
+    remove_expired_leftovers(scope, [key], now)
     row = {**scope.row_values(), "key": key, "version": 1, **values}
     dialect = db.session.get_bind().dialect.name
     if dialect in ("postgresql", "sqlite"):
@@ -134,7 +143,7 @@ def _versioned_write(scope: Scope, key: str, values: dict, *, action: str, actor
             if before is not None:
                 _guarded_update(scope, before, values)
             elif create:
-                _insert_new(scope, key, values)
+                _insert_new(scope, key, values, now)
             else:
                 raise KeyNotFound(key)
         except _Raced:

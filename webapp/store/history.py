@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -44,6 +45,17 @@ def record(scope: Scope, key: str, change: Change, *, actor: str, action: str) -
     db.session.add(row)
     db.session.flush()
     return dataclasses.replace(change, history_id=row.id)
+
+
+def record_created(scope: Scope, created: Iterable[tuple[str, str, Any]], *, actor: str, action: str,
+                   now: datetime) -> None:
+    """One row per key created in bulk (an import): ``created`` holds (key, value, expires_at)."""
+    whose = _whose(scope)
+    db.session.add_all(
+        KeyChange(changed_at=now, actor=actor, action=action, key=key, **whose, new_value=value,
+                  new_expires_at=expires_at)
+        for key, value, expires_at in created
+    )
 
 
 def record_cleared(scope: Scope, rows: Iterable[Any], *, actor: str) -> None:
