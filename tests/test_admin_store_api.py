@@ -180,3 +180,10 @@ def test_refused_edit_records_nothing(app, client, mapped, editor):
     assert response.status_code == 422
     with app.app_context():
         assert store.changes_for(store.scope_of(get_task_instance("dag", "run_1", "task"))) == ([], False)
+
+
+def test_a_put_over_an_expired_key_awaiting_cleanup_creates_it_anew(client, mapped, worker_put, editor, stored_rows):
+    worker_put(mapped["task"], "job", "stale", datetime.now(UTC) - timedelta(seconds=1))
+    response = client.put(store_url("job"), headers=editor, json={"value": "fresh", "expires_at": None})
+    assert response.status_code in (200, 201), response.json
+    assert [(row.key, row.value, row.expires_at) for row in stored_rows()] == [("job", '"fresh"', None)]
