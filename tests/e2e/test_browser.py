@@ -168,8 +168,10 @@ def test_search_finds_a_key_by_part_of_its_name_and_leads_to_its_task_instance(
     expect(key_row(page, "spark/checkpoint")).to_contain_text('"last_object": "part-00042"')
 
 
+@pytest.mark.parametrize("width", [1280, 390])
 def test_search_as_you_type_keeps_the_page_and_the_address_follows(page, make_user, browser_login, etl_run,
-                                                                    worker_put):
+                                                                    worker_put, width):
+    page.set_viewport_size({"width": width, "height": 844})
     worker_put(etl_run["submit"], "spark/checkpoint", 1)
     worker_put(etl_run["submit"], "unrelated", 2)
     browser_login(make_user("olga", "viewer"))
@@ -262,7 +264,9 @@ def test_add_a_key(page, editor_on, etl_run, stored):
     assert stored("submit", "spark/job_id") == ('{"job":"application_42","attempt":1}', None)
 
 
-def test_typing_a_time_chooses_custom_and_the_key_expires_then(page, editor_on, etl_run):
+@pytest.mark.parametrize("width", [1280, 390])
+def test_typing_a_time_chooses_custom_and_the_key_expires_then(page, editor_on, etl_run, width):
+    page.set_viewport_size({"width": width, "height": 844})
     editor_on()
     page.get_by_label("Key", exact=True).fill("job")
     page.get_by_label("Value", exact=True).fill("1")
