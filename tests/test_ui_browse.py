@@ -270,3 +270,11 @@ def test_dag_list_costs_the_same_number_of_queries_for_1_or_6_dags(login_as, mak
     assert selects() == one
     # The session's user, the total, the page of DAGs, their key counts.
     assert one <= 5
+
+
+def test_a_dag_filter_longer_than_any_dag_id_is_refused_naming_it(login_as, make_run):
+    make_run()
+    viewer = login_as("viewer")
+    for headers in ({}, {"HX-Request": "true"}):
+        response = viewer.get("/?q=" + "a" * 60_000, headers=headers)
+        assert response.status_code == 422 and "q: is 60,000 characters long" in response.text

@@ -428,6 +428,8 @@ def dag_summaries(limit: int, offset: int, now: datetime | None = None, *, visib
     created, started or finished. The latest key write would say more, but finding it reads
     every key of the DAG (no index holds updated_at), which at a million keys costs more than
     the rest of the page; a task writing keys runs within its run's start and end anyway."""
+    if contains and len(contains) > ID_LENGTH:  # no DAG id is longer; and SQLite's LIKE refuses huge patterns
+        raise InvalidInput("q", f"is {len(contains):,} characters long; a DAG id has at most {ID_LENGTH}")
     conditions = name_patterns.where(visible, DagRun.dag_id)
     if contains:
         conditions = [*conditions, DagRun.dag_id.icontains(contains, autoescape=True)]
