@@ -9,7 +9,7 @@ from flask import render_template, request
 from .. import assets
 from ..models import utcnow
 from . import bp
-from .helpers import breadcrumbs, int_arg, is_htmx, principal
+from .helpers import breadcrumbs, int_arg, principal, wants_fragment
 
 ASSETS_PER_PAGE = 50
 
@@ -28,6 +28,6 @@ def asset_list():
     context = dict(rows=rows, total=total, offset=offset, limit=ASSETS_PER_PAGE, name=name, uri=uri,
                    filtered=bool(name or uri), now=utcnow())
     # The filter form asks htmx for the table alone; a history restore wants the page.
-    if is_htmx() and "HX-History-Restore-Request" not in request.headers:
+    if wants_fragment():
         return render_template("_assets_table.html", **context)
     return render_template("assets.html", **context, crumbs=[*breadcrumbs(), ("Assets", None)])

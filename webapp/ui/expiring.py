@@ -13,7 +13,7 @@ from .. import store
 from ..errors import InvalidInput
 from ..models import utcnow
 from . import bp
-from .helpers import breadcrumbs, int_arg, is_htmx, principal
+from .helpers import breadcrumbs, int_arg, principal, wants_fragment
 
 KEYS_PER_PAGE = 50
 WINDOWS = {"1h": ("1 hour", timedelta(hours=1)), "1d": ("1 day", timedelta(days=1)),
@@ -33,6 +33,6 @@ def expiring():
     context = dict(keys=keys, total=total, offset=offset, limit=KEYS_PER_PAGE, now=now, within=within,
                    windows=WINDOWS, self_url=request.full_path.removesuffix("?"))
     # The window's form asks htmx for the results alone; a history restore wants the page.
-    if is_htmx() and "HX-History-Restore-Request" not in request.headers:
+    if wants_fragment():
         return render_template("_expiring_results.html", **context)
     return render_template("expiring.html", **context, crumbs=[*breadcrumbs(), ("Expiring soon", None)])

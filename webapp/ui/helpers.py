@@ -27,6 +27,12 @@ def is_htmx() -> bool:
     return http.is_htmx()
 
 
+def wants_fragment() -> bool:
+    """Whether htmx asked for a page's part (its results, its rows). Restoring its history
+    after a reload, htmx asks for the whole page."""
+    return is_htmx() and "HX-History-Restore-Request" not in request.headers
+
+
 def principal() -> roles.Principal:
     """The logged-in person: role, and the DAGs and assets they may see; worked out once per
     request (templates ask for it in every has_role), again only if the person changes."""

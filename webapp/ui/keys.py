@@ -11,7 +11,7 @@ from ..errors import PreconditionFailed
 from ..models import utcnow
 from . import safe_next
 from .forms import ImportKeysForm, add_key_form
-from .helpers import has_role, int_arg, is_htmx
+from .helpers import has_role, int_arg, is_htmx, wants_fragment
 from .owners import Owner, owner_route
 
 KEYS_PER_PAGE = 100
@@ -25,7 +25,7 @@ def page(owner: Owner):
     """``ui.task_instance`` and ``ui.asset``. htmx asks for a part: the history (its filter
     and pager target it) or the rows (the polling table body, with the key count kept in
     step); a history restore wants the page."""
-    if is_htmx() and "HX-History-Restore-Request" not in request.headers:
+    if wants_fragment():
         if request.headers.get("HX-Target") == "history":
             return render_template("_history.html", owner=owner, now=utcnow(), **history_context(owner))
         response = make_response(render_template("_keys_rows.html", **key_table_context(owner))

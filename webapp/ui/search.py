@@ -13,7 +13,7 @@ from .. import runs, store
 from ..errors import InvalidInput
 from ..models import utcnow
 from . import bp
-from .helpers import breadcrumbs, int_arg, is_htmx, principal
+from .helpers import breadcrumbs, int_arg, principal, wants_fragment
 
 RESULTS_PER_PAGE = 50
 DAG_SUGGESTIONS = 500  # the DAG box's list; past it, typing narrows the suggestions
@@ -44,7 +44,7 @@ def search():
                    unknown_dag=unknown_dag, similar_dags=similar_dags, refused=refused, now=utcnow())
     status = 422 if refused else 200
     # The form asks htmx for the results alone as one types; a history restore wants the page.
-    if is_htmx() and "HX-History-Restore-Request" not in request.headers:
+    if wants_fragment():
         return render_template("_search_results.html", **context), status
     return render_template("search.html", **context, dag_ids=runs.dag_ids_like("", limit=DAG_SUGGESTIONS,
                                                                                 visible=sees.dags),

@@ -12,7 +12,7 @@ from ..models import utcnow
 from ..transactions import committed
 from . import bp
 from .forms import ConfirmForm
-from .helpers import breadcrumbs, int_arg, is_htmx, principal, require_role
+from .helpers import breadcrumbs, int_arg, principal, require_role, wants_fragment
 
 DAGS_PER_PAGE = 100
 RUNS_PER_PAGE = 50
@@ -29,7 +29,7 @@ def dags():
     page = runs.dag_summaries(DAGS_PER_PAGE, offset, visible=principal().dags, contains=text or None)
     context = dict(page=page, offset=offset, limit=DAGS_PER_PAGE, text=text, now=utcnow())
     # A history restore (Back after the address followed the filter) wants the whole page.
-    if is_htmx() and "HX-History-Restore-Request" not in request.headers:
+    if wants_fragment():
         return render_template("_dags_table.html", **context)
     return render_template("dags.html", **context, crumbs=breadcrumbs())
 
