@@ -17,6 +17,7 @@ from ..extensions import db
 from ..models import AssetState, TaskState
 from .access import live_condition
 from .asset_keys import ASSET_KEYS, describe_writer
+from .scopes import TASK_KEYS, Scope, ScopeKind
 
 COUNT_CAP = 1_000
 
@@ -27,16 +28,10 @@ def capped_count(query) -> int:
     return db.session.execute(select(func.count()).select_from(limited)).scalar_one()
 
 
-def dag_key_counts(dag_id: str, now: datetime | None = None) -> tuple[int, int]:
-    """A DAG's task instances holding live keys, and its live keys (both capped)."""
-    live = (TaskState.dag_id == dag_id, live_condition(now))
-    holders = select(TaskState.dag_run_id, TaskState.task_id, TaskState.map_index).where(*live).distinct()
-    return capped_count(holders), capped_count(select(TaskState.id).where(*live))
-
-
 def dag_key_counts_by_dag(dag_ids: list[str], now: datetime | None = None) -> dict[str, tuple[int, int]]:
-    """``dag_key_counts`` of each of these DAGs in one statement (one round trip for a page of
-    DAGs): a UNION ALL of each DAG's two capped counts, so each still stops at the cap."""
+    """Each DAG's task instances holding live keys, and its live keys (both capped), in one
+    statement for a page of DAGs: a UNION ALL of each DAG's two capped counts, so each still
+    stops at the cap."""
     if not dag_ids:
         return {}
     parts = []
@@ -51,14 +46,24 @@ def dag_key_counts_by_dag(dag_ids: list[str], now: datetime | None = None) -> di
     return {dag_ids[int(position)]: (holders, keys) for position, holders, keys in rows}
 
 
-def run_key_counts(dag_run_id: int, now: datetime | None = None) -> tuple[int, int]:
-    """A run's keys, exactly: live ones, and expired ones ``taskstore clean`` has not removed yet."""
-    live = live_condition(now)
+def live_and_expired(kind: ScopeKind, condition, now: datetime | None = None) -> tuple[int, int]:
+    """How many keys matching ``condition`` are live, and how many have expired but wait for
+    ``taskstore clean``, exactly, in one statement."""
+    live = live_condition(now, kind)
     counts = db.session.execute(
-        select(func.count(case((live, 1))), func.count(case((~live, 1))))
-        .select_from(TaskState).where(TaskState.dag_run_id == dag_run_id)
+        select(func.count(case((live, 1))), func.count(case((~live, 1)))).select_from(kind.table).where(condition)
     ).one()
     return counts[0], counts[1]
+
+
+def run_key_counts(dag_run_id: int, now: datetime | None = None) -> tuple[int, int]:
+    """A run's keys: live ones, and expired ones not yet removed."""
+    return live_and_expired(TASK_KEYS, TaskState.dag_run_id == dag_run_id, now)
+
+
+def count_entries(scope: Scope, now: datetime | None = None) -> tuple[int, int]:
+    """A scope's keys: live ones, and expired ones not yet removed (a page of keys' count)."""
+    return live_and_expired(scope.kind, scope.condition(), now)
 
 
 def key_counts_by_run(run_ids: list[int], now: datetime | None = None) -> dict[int, int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, not_, select, update
+from sqlalchemy import delete, func, insert, not_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -282,18 +282,6 @@ def list_entries(scope: Scope, *, limit: int, offset: int = 0, include_expired: 
     ).all()
     metrics.count_store_operation("read", kind.name)
     return [_entry(scope, row) for row in rows], total
-
-
-def count_entries(scope: Scope, now: datetime | None = None) -> tuple[int, int]:
-    """How many of a scope's keys are live and how many have expired (not yet cleaned up):
-    what a page of keys says above its table, in one statement."""
-    kind = scope.kind
-    live = live_condition(now or utcnow(), kind)
-    total, live_count = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(case((live, 1), else_=0)), 0))
-        .select_from(kind.table).where(scope.condition())
-    ).one()
-    return int(live_count), int(total) - int(live_count)
 
 
 def undoable_delete(scope: Scope, change_id: int, now: datetime | None = None) -> KeyChange | None:
