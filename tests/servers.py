@@ -1,5 +1,5 @@
 """Real server processes for the scale-out, reliability and fault tests: ``python -m webapp
-serve`` (gunicorn, gthread workers) on a given database, started and stopped by the test.
+serve`` (granian by default, or the server named) on a given database, started and stopped by the test.
 
 Not a test module; the tests and conftest import it (``tests/`` is on ``sys.path`` under pytest)."""
 
@@ -35,7 +35,7 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def worker_pids(self) -> list[int]:
-        """The gunicorn workers: the children of the serve (arbiter) process."""
+        """The worker processes: the children of the serve process."""
         return children_of(self.pid)
 
     def stop(self) -> None:
@@ -44,7 +44,7 @@ class Server:
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)  # its workers too: none may outlive the test
                 self.process.wait(timeout=5)
 
 
@@ -70,8 +70,9 @@ def server_env(database_url: str, instance_path: Path, **settings: str) -> dict[
 
 
 def start_server(database_url: str, workdir: Path, *, workers: int = 2, threads: int = 4,
-                 ready_timeout: float = 30, **settings) -> Server:
-    """Start ``taskstore serve`` on a free port and wait until ``/health`` answers 200."""
+                 ready_timeout: float = 30, server: str | None = None, **settings) -> Server:
+    """Start ``taskstore serve`` (``--server server`` if given) on a free port and wait until
+    ``/health`` answers 200 and every worker process is up."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = server_env(database_url, workdir, **settings)
@@ -79,7 +80,7 @@ def start_server(database_url: str, workdir: Path, *, workers: int = 2, threads:
     with open(log_path, "wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "webapp", "serve", "--port", str(port),
-             "--workers", str(workers), "--threads", str(threads)],
+             "--workers", str(workers), "--threads", str(threads), *(["--server", server] if server else [])],
             env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )
     server = Server(f"http://127.0.0.1:{port}", process, log_path, env)

@@ -7,7 +7,7 @@
   (TEST_DATABASE_URL=postgresql://...), where CI has PostgreSQL installed, and skips in the
   other passes: its result does not depend on the test database, so running it three
   times would cost time and prove nothing more.
-- A gunicorn worker killed with SIGKILL in the middle of a write load: every pass.
+- A worker process killed with SIGKILL in the middle of a write load, under either server: every pass.
 - SQLite under concurrent writers in several processes never answers 500: SQLite pass only.
 
 Every load records, per request, the time before sending and after the answer, the status
@@ -211,12 +211,13 @@ def test_postgresql_restart_under_write_load(tmp_path):
         assert lost == set(), f"{len(lost)} acknowledged writes are missing: {sorted(lost)[:10]}"
 
 
-# --- a gunicorn worker killed with SIGKILL --------------------------------------------------
+# --- a worker process killed with SIGKILL, under either server -----------------------------
 
 
+@pytest.mark.parametrize("server_name", ["granian", "gunicorn"])
 def test_a_worker_killed_with_sigkill_loses_no_acknowledged_write(migrated_database, tmp_path, ti_id, worker_auth,
-                                                                   stored_rows):
-    server = start_server(migrated_database, tmp_path / "server", workers=2, threads=4)
+                                                                   stored_rows, server_name):
+    server = start_server(migrated_database, tmp_path / "server", workers=2, threads=4, server=server_name)
     try:
         workers_before = server.worker_pids()
         assert len(workers_before) == 2
@@ -231,7 +232,7 @@ def test_a_worker_killed_with_sigkill_loses_no_acknowledged_write(migrated_datab
     finally:
         server.stop()
 
-    assert workers_before[0] not in workers_after and len(workers_after) == 2  # gunicorn replaced it
+    assert workers_before[0] not in workers_after and len(workers_after) == 2  # the server replaced it
     assert still_serving.status_code == 200
     # A request in flight on the killed worker gets no answer (the connection drops); no request
     # gets an error status.

@@ -10,7 +10,8 @@ them. With ``PROMETHEUS_MULTIPROC_DIR`` set (``serve`` sets it to a fresh privat
 before forking, unless it is set already), each process writes its figures to its own files
 there and a scrape reads every process's files: counters and histograms add up across the
 workers, dead ones included (a restarted worker's requests still count); the pool gauges add
-up across the live workers only (gunicorn's ``child_exit`` hook calls ``process_exited``).
+up across the live workers only (each scrape first drops the live gauges of processes that no
+longer exist, whichever server ran them).
 Without it (tests, ``flask run``) the figures live in this process, in prometheus-client's
 default registry, beside its process and garbage-collector metrics.
 
@@ -286,6 +287,7 @@ def exposition(extra_families: Iterable = ()) -> tuple[bytes, str]:
     metrics.flush()  # this process's figures up to now; the others' are at most FLUSH_SECONDS old
     registry = CollectorRegistry()
     if metrics.directory:
+        forget_dead_processes(metrics.directory)
         MultiProcessCollector(registry, path=metrics.directory)
     else:
         registry.register(_Families(REGISTRY.collect))
@@ -323,11 +325,23 @@ def multiprocess_directory() -> Iterator[str]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def process_exited(pid: int) -> None:
-    """A worker died: its live gauges (the pool) stop counting. Its counters stay, so that totals
-    never go backwards."""
-    directory = os.environ.get(MULTIPROC_ENV)
-    if directory:
-        from prometheus_client import multiprocess
+def forget_dead_processes(directory: str) -> None:
+    """The live gauges (the pool) of a process that has exited stop counting; its counters stay,
+    so that totals never go backwards. A process's gauge files end in its pid."""
+    from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid, directory)
+    pids = {name.rsplit("_", 1)[-1].removesuffix(".db") for name in os.listdir(directory)
+            if name.startswith("gauge_live")}
+    for pid in pids:
+        if pid.isdigit() and not _alive(int(pid)):
+            multiprocess.mark_process_dead(int(pid), directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process of that pid: alive
+        return True
+    return True

@@ -1,4 +1,4 @@
-"""``taskstore serve``: gunicorn in front of the app, and the demo mode that needs nothing
+"""``taskstore serve``: granian (or gunicorn) in front of the app, and the demo mode that needs nothing
 configured."""
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def _demo_overrides(instance_path: Path) -> dict:
 
 
 def _check_port(host: str, port: int) -> None:
-    """Refuse a port another process listens on before printing anything (gunicorn would only
-    say so after the banner, and retry for seconds)."""
+    """Refuse a port another process listens on before printing anything (the servers would only
+    say so after their banner, gunicorn after retrying for seconds)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: TIME_WAIT is no obstacle
@@ -107,14 +107,17 @@ def _demo_admin_user(instance_path: Path) -> tuple[str, str]:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--server", "server_name", type=click.Choice(["granian", "gunicorn"]), default="granian",
+              show_default=True, envvar="TASKSTORE_SERVER", show_envvar=True,
+              help="The HTTP server: granian (a Rust server, the fastest measured) or gunicorn (gthread).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="Processes.")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1), help="Threads per process.")
 @click.option("--demo", is_flag=True, help="Use a SQLite file in the instance folder, load demo data if empty.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
 @click.option("-v", "--verbose", is_flag=True, help="With --demo: show each migration step as it runs.")
-def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, access_log: bool,
+def serve_command(server_name: str, host: str, port: int, workers: int, threads: int, demo: bool, access_log: bool,
                   verbose: bool) -> None:
-    """Serve the app with gunicorn (a production WSGI server)."""
+    """Serve the app with a production HTTP server (granian or gunicorn)."""
     from .. import create_app, instance_folder, metrics, request_log, serving
 
     _check_port(host, port)
@@ -130,7 +133,6 @@ def serve_command(host: str, port: int, workers: int, threads: int, demo: bool, 
         with app.app_context():
             db.engine.dispose()  # no connection may cross the fork into the workers
 
-        serving.run_gunicorn(lambda: create_app(overrides), host=host, port=port, workers=workers, threads=threads,
-                             access_log=access_log, worker_started=metrics.start_flushing,
-                             worker_exited=metrics.process_exited,
-                             log_formatter=request_log.formatter_for(app.config["TASKSTORE"]))
+        serving.run(server_name, lambda: create_app(overrides), host=host, port=port, workers=workers,
+                    threads=threads, access_log=access_log, worker_started=metrics.start_flushing,
+                    log_formatter=request_log.formatter_for(app.config["TASKSTORE"]))
