@@ -204,9 +204,11 @@ def prepare_taskstore_db(env: dict) -> str:
     return last_line(run([TASKSTORE, "api-keys", "create", "bench", "--role", "admin"], env=env))
 
 
-def start_taskstore(env: dict, port: int, workers: int, threads: int, log_path: Path) -> Server:
+def start_taskstore(env: dict, port: int, workers: int, threads: int, log_path: Path,
+                    server: str = "granian") -> Server:
+    """``taskstore serve`` under the HTTP server named (granian, the serve default, or gunicorn)."""
     cmd = [TASKSTORE, "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers), "--threads", str(threads)]
+           "--workers", str(workers), "--threads", str(threads), "--server", server]
     return start_process("taskstore", cmd, env, log_path, f"http://127.0.0.1:{port}", "/health", cwd=str(REPO_DIR))
 
 

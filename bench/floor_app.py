@@ -1,7 +1,7 @@
-"""The floor: a trivial endpoint on the same stack as ``taskstore serve`` (Flask app under
-gunicorn gthread workers with the same settings), returning a constant JSON body.
+"""The floor: a trivial endpoint on the same stack as ``taskstore serve`` (a Flask app under the
+HTTP server named, with the same workers, threads and settings), returning a constant JSON body.
 
-    python bench/floor_app.py --port 18090 --workers 2 --threads 4
+    python bench/floor_app.py --server granian --port 18090 --workers 2 --threads 4
 """
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ def floor():
 
 
 def main() -> None:
-    from webapp.serving import run_gunicorn  # the settings of taskstore serve
+    from webapp.serving import SERVERS, run  # the settings of taskstore serve
 
     ap = argparse.ArgumentParser()
+    ap.add_argument("--server", choices=SERVERS, default=SERVERS[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=18090)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
     args = ap.parse_args()
 
-    run_gunicorn(lambda: app, host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+    run(args.server, lambda: app, host=args.host, port=args.port, workers=args.workers, threads=args.threads)
 
 
 if __name__ == "__main__":
