@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: int = Field(
         5, ge=1, description="Wait for a database connection before answering 503."
     )
+    db_pooler: Literal["none", "transaction"] = Field(
+        "none", description="PostgreSQL: none (a direct connection), or transaction (behind PgBouncer in "
+                            "pool_mode = transaction or session: no prepared statements, no startup options, the "
+                            "worker's deadline enforced by cancelling the statement).",
+    )
     sqlite_busy_timeout_ms: int = Field(5000, ge=0, description="SQLite: wait for a lock before answering 503.")
     sqlite_synchronous: Literal["normal", "full"] = Field(
         "normal", description="SQLite durability: normal survives a process crash, full also a power loss "

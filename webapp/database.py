@@ -31,6 +31,12 @@ def engine_options(settings: Settings, url: str) -> dict[str, Any]:
         "pool_recycle": 1800,
     }
     options["connect_args"] = deadlines.connect_args(settings, backend)
+    if backend == "postgresql" and settings.db_pooler == "transaction":
+        # psycopg prepares a statement on the server after its fifth run and then only names it;
+        # behind a transaction pooler the next run lands on a server connection that never saw
+        # it ("prepared statement "_pg3_0" does not exist", or "already exists" where another
+        # client prepared the same name).
+        options["connect_args"]["prepare_threshold"] = None
     if backend in ("mysql", "mariadb"):
         # Fewer gap locks than REPEATABLE READ: racing upserts deadlock less.
         options["isolation_level"] = "READ COMMITTED"

@@ -10,6 +10,14 @@ the longer one. Each database enforces them its own way:
   answering without going away (frozen, or a network path that swallows packets while the
   kernel still acknowledges them) cannot enforce its own timeout, so a watchdog thread closes
   the socket of any statement still running one second past its deadline.
+- PostgreSQL behind a transaction pooler (``db_pooler = "transaction"``, PgBouncer in
+  ``pool_mode = transaction``): each transaction may run on another server connection, so
+  there are no connection defaults to rely on (PgBouncer refuses startup ``options``, and a
+  session ``SET`` would stay behind for the next client). A session's transaction still sets
+  its deadline with ``set_config(..., true)``; the worker's one-statement calls run in
+  autocommit, outside any transaction, so the watchdog cancels a statement at its deadline (a
+  cancel request, which PgBouncer forwards to the server connection running it) and closes the
+  socket a second later if that did not end it.
 - MariaDB/MySQL: ``max_statement_time`` and ``innodb_lock_wait_timeout`` as session defaults,
   raised for a session's transaction and reset when the connection returns to the pool; the
   driver's socket read timeout notices a silent server.
@@ -71,9 +79,11 @@ def connect_args(settings: Settings, backend: str) -> dict[str, Any]:
     # Opening a connection is part of the call that needs it: no longer than the deadline either.
     connect_timeout = max(1, min(settings.db_connect_timeout_seconds, math.ceil(worker)))
     if backend == "postgresql":
+        defaults = {} if settings.db_pooler == "transaction" else {
+            "options": f"-c statement_timeout={_milliseconds(worker)} -c lock_timeout={_milliseconds(worker)}"}
         return {
             "connect_timeout": connect_timeout,
-            "options": f"-c statement_timeout={_milliseconds(worker)} -c lock_timeout={_milliseconds(worker)}",
+            **defaults,
             # A vanished host: unacknowledged data fails after tcp_user_timeout, an idle link
             # after keepalives_idle + keepalives_count * keepalives_interval, both about the deadline.
             "keepalives": 1,
@@ -144,7 +154,7 @@ def install(engine: Engine, settings: Settings) -> None:
             raise exc.DisconnectionError("the watchdog closed this connection")  # the pool replaces it
 
     if name == "postgresql":
-        _watch_postgresql(engine, worker, admin)
+        _watch_postgresql(engine, worker, admin, cancel_at_deadline=settings.db_pooler == "transaction")
     else:
         @event.listens_for(engine, "before_cursor_execute")
         def _shorter_socket_timeout(connection, *_args) -> None:
@@ -160,22 +170,41 @@ def _set_mysql_socket_timeout(dbapi_connection, seconds: float) -> None:
     dbapi_connection._write_timeout = seconds
 
 
-def _watch_postgresql(engine: Engine, worker: float, admin: float) -> None:
+def _watch_postgresql(engine: Engine, worker: float, admin: float, *, cancel_at_deadline: bool) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def _watch(connection, _cursor, _statement, _parameters, _context, _many) -> None:
         info = connection.info  # the pooled connection's own, kept across checkouts
         seconds = _override.get() or (admin if info.get(RAISED) else worker)
         dbapi_connection = connection.connection.dbapi_connection
-        info[WATCHED] = WATCHDOG.watch(seconds + WATCHDOG_GRACE, lambda: _close_socket(dbapi_connection, info))
+        tokens = [WATCHDOG.watch(seconds + WATCHDOG_GRACE, lambda: _close_socket(dbapi_connection, info))]
+        if cancel_at_deadline:
+            tokens.append(WATCHDOG.watch(seconds, lambda: _cancel(dbapi_connection)))
+        info[WATCHED] = tokens
 
     @event.listens_for(engine, "after_cursor_execute")
     def _done(connection, *_args) -> None:
-        WATCHDOG.release(connection.info.pop(WATCHED, None))
+        WATCHDOG.release(*connection.info.pop(WATCHED, ()))
 
     @event.listens_for(engine, "handle_error")
     def _failed(context) -> None:
         if context.connection is not None:
-            WATCHDOG.release(context.connection.info.pop(WATCHED, None))
+            WATCHDOG.release(*context.connection.info.pop(WATCHED, ()))
+
+
+def _cancel(dbapi_connection) -> None:
+    """Ask the server to cancel the running statement: it fails with "canceling statement"
+    (answered 503) and the connection stays usable. On a thread of its own: reaching a server
+    that stopped answering takes up to the timeout, and the watchdog must keep its schedule."""
+    def send() -> None:
+        try:
+            # Only while the statement still runs: a cancel reaching the connection's next
+            # statement would fail a call that did nothing wrong.
+            if dbapi_connection.info.transaction_status.name == "ACTIVE":
+                dbapi_connection.cancel_safe(timeout=WATCHDOG_GRACE)
+        except Exception:  # noqa: BLE001 - unreachable or already closed: the socket close follows
+            pass
+
+    threading.Thread(target=send, name="taskstore-db-cancel", daemon=True).start()
 
 
 def _close_socket(dbapi_connection, info: dict) -> None:
@@ -210,10 +239,11 @@ class Watchdog:
             self._watched[token] = (time.monotonic() + seconds, act)
         return token
 
-    def release(self, token: int | None) -> None:
-        if token is not None:
+    def release(self, *tokens: int) -> None:
+        if tokens:
             with self._lock:
-                self._watched.pop(token, None)
+                for token in tokens:
+                    self._watched.pop(token, None)
 
     def _run(self) -> None:
         while True:
