@@ -7,6 +7,8 @@ statements, session settings) is gone or belongs to someone else.
 - The scale-out cases of test_scale_out, with both server processes behind PgBouncer.
 - A worker process killed with SIGKILL under a write load loses no acknowledged write.
 - A write blocked by a lock answers 503 within its deadline, and writes succeed once the lock goes.
+- A network path to PgBouncer that stops forwarding costs the deadline (the cancel cannot get
+  through either), and calls succeed once it forwards again.
 
 PostgreSQL pass only (TEST_DATABASE_URL=postgresql...); skipped in the others."""
 
@@ -20,10 +22,18 @@ import time
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from pgbouncer import PgBouncer
 from servers import kill, start_server
-from test_deadlines import DEADLINE, WRITES_AT_ONCE, assert_refused_within_the_deadline, stored_keys, writes
+from test_deadlines import (
+    DEADLINE,
+    WRITES_AT_ONCE,
+    StallingProxy,
+    assert_refused_within_the_deadline,
+    stored_keys,
+    writes,
+)
 from test_faults import Load, describe
 from test_scale_out import (  # noqa: F401 - collected here too, on the servers below
     clients,
@@ -92,11 +102,14 @@ def test_a_worker_killed_under_write_load_loses_no_acknowledged_write(
     assert lost == set(), f"{len(lost)} acknowledged writes are missing: {sorted(lost)[:10]}"
 
 
+def deadline_server(database_url: str, workdir):
+    return start_server(database_url, workdir, threads=WRITES_AT_ONCE, db_statement_timeout_seconds=DEADLINE,
+                        db_admin_statement_timeout_seconds=DEADLINE * 2, health_timeout_seconds=DEADLINE, **POOLER)
+
+
 def test_writes_behind_a_held_lock_answer_503_within_the_deadline(
         pgbouncer, migrated_database, tmp_path, ti_id, worker_auth):
-    server = start_server(pgbouncer.url, tmp_path, threads=WRITES_AT_ONCE, db_statement_timeout_seconds=DEADLINE,
-                          db_admin_statement_timeout_seconds=DEADLINE * 2, health_timeout_seconds=DEADLINE,
-                          **POOLER)
+    server = deadline_server(pgbouncer.url, tmp_path)
     headers = worker_auth(ti_id)
     holder = create_engine(migrated_database).connect()  # straight to PostgreSQL, as a migration would
     try:
@@ -116,3 +129,23 @@ def test_writes_behind_a_held_lock_answer_503_within_the_deadline(
     finally:
         holder.close()
         server.stop()
+
+
+def test_a_stalled_path_to_pgbouncer_costs_the_deadline_not_the_stall(
+        pgbouncer, migrated_database, tmp_path, ti_id, worker_auth):
+    proxy = StallingProxy(("127.0.0.1", pgbouncer.port))
+    server = deadline_server(make_url(pgbouncer.url).set(port=proxy.port).render_as_string(hide_password=False),
+                             tmp_path)
+    headers = worker_auth(ti_id)
+    try:
+        assert [o.status for o in writes(server.base_url, ti_id, headers, "before")] == [204] * WRITES_AT_ONCE
+        proxy.stall()
+        stalled = writes(server.base_url, ti_id, headers, "stalled")
+        assert_refused_within_the_deadline(stalled)
+        proxy.resume()
+        after = writes(server.base_url, ti_id, headers, "after")
+        assert [o.status for o in after] == [204] * WRITES_AT_ONCE, [o.body for o in after]
+        assert set(stored_keys(migrated_database, "stalled")) <= {o.key for o in stalled}
+    finally:
+        server.stop()
+        proxy.close()
