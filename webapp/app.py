@@ -23,10 +23,27 @@ def _asset_folder(name: str) -> str:
     return str(inside if inside.is_dir() else PACKAGE_DIR.parent / name)
 
 
+class TaskStoreFlask(Flask):
+    """Flask asks, for every hook and the view of every request, whether the function is a
+    coroutine function: eight inspections per worker call. The answer for a function never
+    changes, so it is kept (the functions are the hooks and views registered at start)."""
+
+    def __init__(self, *args, **kwargs):
+        self._sync_functions: dict = {}
+        super().__init__(*args, **kwargs)
+
+    def ensure_sync(self, func):
+        try:
+            return self._sync_functions[func]
+        except KeyError:
+            sync = self._sync_functions[func] = super().ensure_sync(func)
+            return sync
+
+
 def create_app(overrides: dict[str, Any] | None = None, *, instance_path: str | None = None) -> Flask:
     """Build the app. ``overrides`` are settings (as in ``Settings``) that win over every
     other source; tests and ``serve --demo`` use them."""
-    app = Flask(
+    app = TaskStoreFlask(
         "webapp",
         instance_path=instance_path or str(instance_folder()),
         template_folder=_asset_folder("templates"),

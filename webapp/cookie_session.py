@@ -13,7 +13,8 @@ class CookieSessionInterface(SecureCookieSessionInterface):
     and admin APIs never send one, and that signer was a tenth of a worker call's CPU."""
 
     def open_session(self, app, request) -> SecureCookieSession | None:
-        if not request.cookies.get(self.get_cookie_name(app)):
+        # No Cookie header at all (every worker call): not even the cookies are parsed.
+        if "HTTP_COOKIE" not in request.environ or not request.cookies.get(self.get_cookie_name(app)):
             return self.session_class()
         return super().open_session(app, request)
 
