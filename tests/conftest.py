@@ -41,6 +41,7 @@ import httpx
 import pytest
 from sqlalchemy import event, select
 
+from pgbouncer import PgBouncer
 from servers import start_server
 from support import PASSWORD, log_in, put_key, settings_for, throwaway_database
 from webapp import assets, create_app
@@ -72,6 +73,19 @@ def database_url(tmp_path_factory):
         return
     with throwaway_database(server_url) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(migrated_database, tmp_path_factory):
+    """A private PgBouncer in transaction mode in front of the test database (PostgreSQL pass
+    only; skipped in the others, and where pgbouncer is not installed)."""
+    if not migrated_database.startswith("postgresql"):
+        pytest.skip("PgBouncer in front of PostgreSQL (PostgreSQL pass)")
+    if not PgBouncer.installed():
+        pytest.skip("pgbouncer is not installed")
+    bouncer = PgBouncer(migrated_database, tmp_path_factory.mktemp("pgbouncer")).start()
+    yield bouncer
+    bouncer.stop()
 
 
 @pytest.fixture(scope="session")

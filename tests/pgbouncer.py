@@ -1,7 +1,7 @@
 """A private PgBouncer in transaction pooling mode, in front of the test run's PostgreSQL: its own
 config file, port and log in a folder of the test's, started and stopped by the test.
 
-Not a test module; tests/test_pgbouncer.py imports it. PgBouncer refuses to run as root, so
+Not a test module; conftest's ``pgbouncer`` fixture starts it. PgBouncer refuses to run as root, so
 as root it switches to the ``postgres`` user (``-u``) after reading its files."""
 
 from __future__ import annotations
@@ -47,8 +47,16 @@ class PgBouncer:
         return make_url(self.database_url).set(host="127.0.0.1", port=self.port).render_as_string(
             hide_password=False)
 
+    @staticmethod
+    def executable() -> str:
+        return shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+
+    @classmethod
+    def installed(cls) -> bool:
+        return os.access(cls.executable(), os.X_OK)
+
     def start(self, ready_timeout: float = 10) -> PgBouncer:
-        executable = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        executable = self.executable()
         as_user = ["-u", "postgres"] if os.geteuid() == 0 else []
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen([executable, *as_user, str(self.folder / "pgbouncer.ini")],

@@ -12,10 +12,7 @@ Each test runs in the pass of its database (TEST_DATABASE_URL) and skips in the 
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import threading
 import time
 import uuid
 
@@ -24,54 +21,22 @@ import pytest
 from sqlalchemy import create_engine, func, insert, literal, select, text
 from sqlalchemy.engine import make_url
 
-from servers import Outcome, run_threads, start_server, timed
-from support import key_url
+from faults import (
+    DEADLINE,
+    StallingProxy,
+    assert_refused_within_the_deadline,
+    deadline_server,
+    stored_keys,
+    writes,
+)
 from webapp.models import TaskInstance, TaskState
 
 pytestmark = pytest.mark.slow  # server processes, held locks and a stalling proxy
 
-DEADLINE = 1.5  # seconds: short, so each test takes a few seconds
 BACKEND = make_url(os.environ["TEST_DATABASE_URL"]).get_backend_name() if os.environ.get("TEST_DATABASE_URL") \
     else "sqlite"
 SERVER_BACKEND = pytest.mark.skipif(BACKEND not in ("postgresql", "mysql"),
                                     reason="a database server's deadlines (PostgreSQL and MariaDB passes)")
-
-
-WRITES_AT_ONCE = 6
-
-
-def deadline_server(database_url: str, workdir):
-    # As many threads per worker as writes at once: on a busy machine every connection may land
-    # in one worker, and a write queued behind stalled ones for a thread would wait out their
-    # deadline before its own, which measures the thread pool, not the deadline.
-    return start_server(database_url, workdir, threads=WRITES_AT_ONCE, db_statement_timeout_seconds=DEADLINE,
-                        db_admin_statement_timeout_seconds=DEADLINE * 2, health_timeout_seconds=DEADLINE)
-
-
-def writes(base_url: str, ti: str, headers: dict, prefix: str, count: int = WRITES_AT_ONCE) -> list[Outcome]:
-    """``count`` writes of distinct keys at once, one client each."""
-    def work(n: int, start: threading.Event) -> list[Outcome]:
-        with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
-            start.wait()
-            key = f"{prefix}-{n}"
-            return [timed("PUT", key, lambda: client.put(key_url(ti, key), json={"value": n}))]
-    return run_threads(count, work)
-
-
-def stored_keys(database_url: str, prefix: str) -> list[str]:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return sorted(connection.execute(select(TaskState.key).where(TaskState.key.startswith(prefix))).scalars())
-    finally:
-        engine.dispose()
-
-
-def assert_refused_within_the_deadline(outcomes: list[Outcome]) -> None:
-    for outcome in outcomes:
-        assert outcome.status == 503, (outcome.status, outcome.body)
-        assert json.loads(outcome.body)["detail"]["reason"] == "database_unavailable"
-        assert outcome.latency <= DEADLINE + 1.5, outcome.latency
 
 
 @SERVER_BACKEND
@@ -108,53 +73,6 @@ def test_writes_behind_a_held_lock_answer_503_within_the_deadline_and_succeed_on
     finally:
         holder.close()
         server.stop()
-
-
-class StallingProxy:
-    """A TCP proxy to the database that can stop forwarding: it keeps every connection open
-    and keeps reading, but passes nothing on in either direction until ``resume``."""
-
-    def __init__(self, target: tuple[str, int]):
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.forwarding = threading.Event()
-        self.forwarding.set()
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                if self.forwarding.is_set():
-                    sink.sendall(data)  # while stalled, the bytes are swallowed: the path lost them
-        except OSError:
-            pass
-        for end in (source, sink):
-            try:
-                end.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def stall(self) -> None:
-        self.forwarding.clear()
-
-    def resume(self) -> None:
-        self.forwarding.set()
-
-    def close(self) -> None:
-        self.closed = True
-        self.listener.close()
 
 
 @SERVER_BACKEND

@@ -17,7 +17,6 @@ Every load records, per request, the time before sending and after the answer, t
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -32,6 +31,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from faults import Load, describe, reason
 from servers import Outcome, kill, run_threads, server_env, start_server, timed
 from support import free_port, key_url, settings_for, store_url
 
@@ -39,56 +39,6 @@ pytestmark = pytest.mark.slow  # server processes under load, a private PostgreS
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
-
-
-def reason(outcome: Outcome) -> str | None:
-    try:
-        return json.loads(outcome.body)["detail"]["reason"]
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-def describe(outcomes: list[Outcome]) -> str:
-    return "\n".join(f"{o.what} {o.key} {o.status} {o.latency:.2f}s {o.body[:120]}" for o in outcomes[:20])
-
-
-class Load:
-    """Threads writing distinct keys through keep-alive clients until stopped (or a hard limit)."""
-
-    def __init__(self, base_url: str, ti: str, token_headers: dict, threads: int = 8, limit: float = 30):
-        self.base_url, self.ti, self.headers = base_url, ti, token_headers
-        self.threads, self.limit = threads, limit
-        self.stop = threading.Event()
-        self.outcomes: list[Outcome] = []
-        self._runner: threading.Thread | None = None
-
-    def _work(self, n: int, start: threading.Event) -> list[Outcome]:
-        start.wait()
-        deadline = time.monotonic() + self.limit
-        done = []
-        with httpx.Client(base_url=self.base_url, headers=self.headers, timeout=30) as client:
-            i = 0
-            while not self.stop.is_set() and time.monotonic() < deadline:
-                key = f"t{n}/w{i}"
-                done.append(timed("put", key, lambda: client.put(
-                    key_url(self.ti, key), json={"value": [n, i], "expires_at": None})))
-                i += 1
-        return done
-
-    def __enter__(self) -> Load:
-        def run():
-            self.outcomes = run_threads(self.threads, self._work)
-        self._runner = threading.Thread(target=run, daemon=True)
-        self._runner.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self._runner.join(timeout=60)
-        assert not self._runner.is_alive(), "the load did not stop"
-
-    def acknowledged(self) -> set[str]:
-        return {o.key for o in self.outcomes if o.status == 204}
 
 
 # --- PostgreSQL restarted under load --------------------------------------------------------

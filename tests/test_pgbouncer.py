@@ -4,18 +4,16 @@ only through it. Each transaction may run on another server connection and sever
 share each one, so whatever a connection would keep between transactions (prepared
 statements, session settings) is gone or belongs to someone else.
 
-- The scale-out cases of test_scale_out, with both server processes behind PgBouncer.
 - A worker process killed with SIGKILL under a write load loses no acknowledged write.
 - A write blocked by a lock answers 503 within its deadline, and writes succeed once the lock goes.
 - A network path to PgBouncer that stops forwarding costs the deadline (the cancel cannot get
   through either), and calls succeed once it forwards again.
 
-PostgreSQL pass only (TEST_DATABASE_URL=postgresql...); skipped in the others."""
+PostgreSQL pass only (the ``pgbouncer`` fixture skips in the others). test_scale_out runs its
+cases through PgBouncer too."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import time
 
@@ -24,55 +22,22 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from pgbouncer import PgBouncer
-from servers import kill, start_server
-from test_deadlines import (
+from faults import (
     DEADLINE,
     WRITES_AT_ONCE,
+    Load,
     StallingProxy,
     assert_refused_within_the_deadline,
+    deadline_server,
+    describe,
     stored_keys,
     writes,
 )
-from test_faults import Load, describe
-from test_scale_out import (  # noqa: F401 - collected here too, on the servers below
-    clients,
-    test_a_stale_admin_edit_through_one_is_refused_after_a_worker_wrote_through_the_other,
-    test_a_token_minted_by_one_works_on_the_other,
-    test_a_write_through_one_is_read_through_the_other_at_once,
-    test_runs_created_through_one_are_listed_and_deleted_through_the_other,
-)
+from servers import kill, start_server
 
-pytestmark = [
-    pytest.mark.slow,  # PgBouncer and server processes
-    pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
-                       reason="PgBouncer in front of PostgreSQL (PostgreSQL pass)"),
-    pytest.mark.skipif(shutil.which("pgbouncer") is None and not os.path.exists("/usr/sbin/pgbouncer"),
-                       reason="pgbouncer is not installed"),
-]
+pytestmark = pytest.mark.slow  # PgBouncer and server processes; the pgbouncer fixture skips outside the PostgreSQL pass
 
 POOLER = {"db_pooler": "transaction"}
-
-
-@pytest.fixture(scope="module")
-def pgbouncer(migrated_database, tmp_path_factory):
-    bouncer = PgBouncer(migrated_database, tmp_path_factory.mktemp("pgbouncer")).start()
-    yield bouncer
-    bouncer.stop()
-
-
-@pytest.fixture(scope="module")
-def two_servers(pgbouncer, tmp_path_factory):
-    """test_scale_out's two server processes, both reaching PostgreSQL through PgBouncer."""
-    workdir = tmp_path_factory.mktemp("scale-out-pgbouncer")
-    servers = []
-    try:
-        for name in ("a", "b"):
-            servers.append(start_server(pgbouncer.url, workdir / name, workers=2, threads=4, **POOLER))
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 @pytest.mark.parametrize("server_name", ["granian", "gunicorn"])
@@ -102,14 +67,9 @@ def test_a_worker_killed_under_write_load_loses_no_acknowledged_write(
     assert lost == set(), f"{len(lost)} acknowledged writes are missing: {sorted(lost)[:10]}"
 
 
-def deadline_server(database_url: str, workdir):
-    return start_server(database_url, workdir, threads=WRITES_AT_ONCE, db_statement_timeout_seconds=DEADLINE,
-                        db_admin_statement_timeout_seconds=DEADLINE * 2, health_timeout_seconds=DEADLINE, **POOLER)
-
-
 def test_writes_behind_a_held_lock_answer_503_within_the_deadline(
         pgbouncer, migrated_database, tmp_path, ti_id, worker_auth):
-    server = deadline_server(pgbouncer.url, tmp_path)
+    server = deadline_server(pgbouncer.url, tmp_path, **POOLER)
     headers = worker_auth(ti_id)
     holder = create_engine(migrated_database).connect()  # straight to PostgreSQL, as a migration would
     try:
@@ -135,7 +95,7 @@ def test_a_stalled_path_to_pgbouncer_costs_the_deadline_not_the_stall(
         pgbouncer, migrated_database, tmp_path, ti_id, worker_auth):
     proxy = StallingProxy(("127.0.0.1", pgbouncer.port))
     server = deadline_server(make_url(pgbouncer.url).set(port=proxy.port).render_as_string(hide_password=False),
-                             tmp_path)
+                             tmp_path, **POOLER)
     headers = worker_auth(ti_id)
     try:
         assert [o.status for o in writes(server.base_url, ti_id, headers, "before")] == [204] * WRITES_AT_ONCE

@@ -1,8 +1,10 @@
-"""Scale-out: two server processes (each gunicorn with its own workers and
-connection pool) on one database must never disagree. A write through one is read through
-the other at once; an admin edit through one, based on a version read there, is refused with
-412 once a worker wrote the key through the other. Runs on the test database of the pass
-(SQLite, PostgreSQL or MariaDB)."""
+"""Scale-out: two server processes (each with its own workers and connection pool) on one
+database must never disagree. A write through one is read through the other at once; an admin
+edit through one, based on a version read there, is refused with 412 once a worker wrote the
+key through the other. Runs on the test database of the pass (SQLite, PostgreSQL or MariaDB),
+and in the PostgreSQL pass a second time with both servers behind a PgBouncer in transaction
+mode (``TASKSTORE_DB_POOLER=transaction``), where each transaction may run on another server
+connection shared with other clients."""
 
 from __future__ import annotations
 
@@ -17,13 +19,16 @@ pytestmark = pytest.mark.slow  # two server processes
 API = "/api/v2"
 
 
-@pytest.fixture(scope="module")
-def two_servers(migrated_database, tmp_path_factory):
+@pytest.fixture(scope="module", params=["direct", "pgbouncer"])
+def two_servers(request, migrated_database, tmp_path_factory):
+    database_url, settings = migrated_database, {}
+    if request.param == "pgbouncer":
+        database_url, settings = request.getfixturevalue("pgbouncer").url, {"db_pooler": "transaction"}
     workdir = tmp_path_factory.mktemp("scale-out")
     servers = []
     try:
         for name in ("a", "b"):
-            servers.append(start_server(migrated_database, workdir / name, workers=2, threads=4))
+            servers.append(start_server(database_url, workdir / name, workers=2, threads=4, **settings))
         yield servers
     finally:
         for server in servers:
