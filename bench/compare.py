@@ -10,6 +10,10 @@ request before and after with the ratio, and the ratio to Airflow and to the flo
 ratios are taken within a run, so they are less sensitive to how busy the machine was; "–" where a
 run did not measure Airflow or the floor); then the scale part (page medians and clean) before/after.
 Only cells present in both files are shown; a cell measured twice in one file counts as its last run.
+
+Runs that measured several HTTP servers (``--servers``) are compared under one server each:
+``--before-server`` / ``--after-server``, by default granian where the run measured it, else
+gunicorn. Runs from before ``--servers`` existed measured gunicorn only.
 """
 
 from __future__ import annotations
@@ -32,15 +36,38 @@ def f(v, d=1, suffix=""):
     return "–" if v is None else f"{v:.{d}f}{suffix}"
 
 
-def index(rows):
-    return {(r["server"], r["op"], r["conc"]): r for r in rows}
+def http_server_of(row: dict) -> str | None:
+    """The HTTP server a row of ours or of the floor ran under (None for Airflow's rows); rows of
+    runs before the choice existed carry none and ran under gunicorn."""
+    if row["server"].startswith("airflow"):
+        return None
+    return row.get("http_server") or "gunicorn"
 
 
-def load_compare(before: dict, after: dict) -> str:
-    b, a = index(before["rows"]), index(after["rows"])
-    out = []
-    fb = {r["conc"]: r for r in before["rows"] if r["server"] == "floor"}
-    fa = {r["conc"]: r for r in after["rows"] if r["server"] == "floor"}
+def default_server(run: dict) -> str:
+    return "granian" if any(r.get("http_server") == "granian" for r in run["rows"]) else "gunicorn"
+
+
+def index(run: dict, http_server: str | None) -> dict:
+    """The run's rows under one HTTP server (and Airflow's), keyed by ("floor" | "ours-<db>" |
+    "airflow-<db>", op, conc), whatever the run called them."""
+    chosen = http_server or default_server(run)
+    found = {}
+    for r in run["rows"]:
+        server = http_server_of(r)
+        if server is not None and server != chosen:
+            continue
+        label = r["server"].removesuffix(f"-{server}") if r.get("http_server") else r["server"]
+        found[(label, r["op"], r["conc"])] = r
+    return found
+
+
+def load_compare(before: dict, after: dict, before_server: str | None = None, after_server: str | None = None) -> str:
+    b, a = index(before, before_server), index(after, after_server)
+    out = [f"Under {before_server or default_server(before)} before, {after_server or default_server(after)} "
+           "after.\n"]
+    fb = {c: r for (label, _op, c), r in b.items() if label == "floor"}
+    fa = {c: r for (label, _op, c), r in a.items() if label == "floor"}
     if fb and fa:
         out += ["### Floor, before → after (the machine's state in each run)\n",
                 "| conc | req/s | p99 ms | CPU ms/req |", "|---:|---|---|---|"]
@@ -105,6 +132,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("before")
     ap.add_argument("after")
+    ap.add_argument("--before-server", choices=["granian", "gunicorn"], default=None)
+    ap.add_argument("--after-server", choices=["granian", "gunicorn"], default=None)
     a = ap.parse_args(argv)
     with open(a.before) as fh:
         before = json.load(fh)
@@ -114,7 +143,7 @@ def main(argv=None) -> int:
         measured = data.get("measured")
         print(f"{label}: {path}: " + (describe_measured(measured) if measured else "commit and date not recorded"))
     print()
-    print(load_compare(before, after))
+    print(load_compare(before, after, a.before_server, a.after_server))
     print(scale_compare(before, after))
     return 0
 
