@@ -230,10 +230,10 @@ def create_bench_ti(server: Server, api_key: str, env: dict, dag_id: str = "benc
 
 def wrk(url: str, *, op: str, conc: int, duration: float, token: str = "", ti: str = "",
         base: str = "/execution", prefix: str = "k", start: int = 0, seeded: int = -1,
-        threads: int = 1, timeout_s: int = 30, asset: str = "") -> dict:
+        threads: int = 1, timeout_s: int = 30, asset: str = "", service: str = "") -> dict:
     """One bounded wrk run (-d duration, every request times out after timeout_s)."""
     env = dict(os.environ, OP=op, TOKEN=token, TI=ti, BASE=base, PREFIX=prefix, START=str(start),
-               SEEDED=str(seeded), ASSET=urllib.parse.quote(asset, safe=""))
+               SEEDED=str(seeded), ASSET=urllib.parse.quote(asset, safe=""), SERVICE=service)
     cmd = ["wrk", f"-t{min(threads, conc)}", f"-c{conc}", f"-d{max(1, int(round(duration)))}s",
            "--timeout", f"{timeout_s}s", "-s", str(LUA), url]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -85,13 +85,17 @@ from common import (
 )
 from webapp.serving import SERVERS as HTTP_SERVERS
 
-OPS_ORDER = ["put", "delete", "put_hot", "get", "mixed", "clear", "asset_put", "asset_get"]
+OPS_ORDER = ["put", "delete", "put_hot", "get", "mixed", "clear", "asset_put", "asset_get", "service_put",
+             "service_get"]
+# Ours only: Airflow's asset routes need an asset in its metadata database, and it has no service API.
+OURS_ONLY = ("asset_", "service_")
 BENCH_ASSET = "bench/events 2026?#"  # asset keys by name, as Airflow's client sends them (ours only)
 EXPECTED = {"put": {204}, "put_hot": {204}, "get": {200}, "delete": {204}, "clear": {204},
-            "mixed": {200, 204}, "floor": {200}, "asset_put": {204}, "asset_get": {200}}
+            "mixed": {200, 204}, "floor": {200}, "asset_put": {204}, "asset_get": {200}, "service_put": {204},
+            "service_get": {200}}
 OP_LABEL = {"put": "PUT distinct", "put_hot": "PUT hot key", "get": "GET", "delete": "DELETE",
             "clear": "clear", "mixed": "mixed session", "floor": "floor GET", "asset_put": "asset PUT distinct",
-            "asset_get": "asset GET"}
+            "asset_get": "asset GET", "service_put": "service PUT distinct", "service_get": "service GET"}
 DEFAULT_SERVER = "granian"  # taskstore serve's default
 SERVER_KIND = {"granian": "Rust HTTP, WSGI in blocking threads", "gunicorn": "gthread"}
 # Ports, offsets from --port: Airflow +1 and the scale part +2/+3 keep theirs.
@@ -106,7 +110,8 @@ def parse_args(argv=None):
     ap.add_argument("--dbs", default="sqlite,pg", help="sqlite,pg")
     ap.add_argument("--conc", default="1,8,32", help="concurrent connections, comma-separated")
     ap.add_argument("--ops", default=",".join(OPS_ORDER),
-                    help="put,delete,put_hot,get,mixed,clear,asset_put,asset_get (asset_*: ours only)")
+                    help="put,delete,put_hot,get,mixed,clear,asset_put,asset_get,service_put,service_get "
+                         "(asset_*, service_*: ours only; service_*: keys by identity with an API key)")
     ap.add_argument("--duration", type=float, default=6, help="seconds per timed cell (wrk -d)")
     ap.add_argument("--warmup", type=float, default=1, help="seconds of untimed warmup before each cell")
     ap.add_argument("--servers", default=DEFAULT_SERVER,
@@ -183,6 +188,7 @@ class Target:
         self.pg = pg  # (server URL, database name): count the PostgreSQL backends' CPU too
         self.http_server = http_server  # granian or gunicorn; None for Airflow (its own api-server)
         self.db = db  # sqlite or pg; None for the floor
+        self.service_key, self.service_path = "", ""  # ours: an API key and the bench TI's keys by identity
         self.put_issued: dict[int, int] = {}
         self.tags: dict[int, str] = {}
 
@@ -191,8 +197,10 @@ def run_cell(t: Target, op: str, conc: int, args) -> dict:
     url = t.server.base_url
     tag = t.tags.setdefault(conc, f"c{conc}-{secrets.token_hex(3)}")
     kw = dict(token=t.token, ti=t.ti, threads=args.wrk_threads, op=op, conc=conc, asset=BENCH_ASSET)
+    if op.startswith("service_"):
+        kw.update(token=t.service_key, service=t.service_path)
     seeded = -1
-    if op in ("put", "asset_put"):
+    if op in ("put", "asset_put", "service_put"):
         wrk(url, **kw, duration=args.warmup, prefix=f"w{tag}")
     elif op == "delete":
         if conc not in t.put_issued:  # no timed PUT before: seed the keys now (untimed)
@@ -217,10 +225,17 @@ def run_cell(t: Target, op: str, conc: int, args) -> dict:
         if status != 204:
             raise RuntimeError(f"{t.label}: seeding the asset key answered {status}: {body[:200]!r}")
         wrk(url, **kw, duration=args.warmup, prefix=f"a{tag}")
+    elif op == "service_get":
+        status, body = http("PUT", f"{url}{t.service_path}s{tag}-hot", token=t.service_key,
+                            body={"value_json": '{"seed": "hot"}', "expires_at": None})
+        if status != 204:
+            raise RuntimeError(f"{t.label}: seeding the service key answered {status}: {body[:200]!r}")
+        wrk(url, **kw, duration=args.warmup, prefix=f"s{tag}")
     else:  # put_hot, clear, floor
         wrk(url, **kw, duration=args.warmup, prefix=f"h{tag}")
     prefix = {"put": f"p{tag}", "delete": f"p{tag}", "put_hot": f"h{tag}", "get": f"h{tag}",
-              "mixed": f"m{tag}", "clear": f"h{tag}", "floor": "f", "asset_put": f"p{tag}", "asset_get": f"a{tag}"}[op]
+              "mixed": f"m{tag}", "clear": f"h{tag}", "floor": "f", "asset_put": f"p{tag}", "asset_get": f"a{tag}",
+              "service_put": f"p{tag}", "service_get": f"s{tag}"}[op]
     cpu0 = cpu_seconds(t.server.pids())
     db0 = pg_backend_cpu(*t.pg) if t.pg else None
     r = wrk(url, **kw, duration=args.duration, prefix=prefix, seeded=seeded)
@@ -249,8 +264,8 @@ def measure(targets: list[Target], floors: list[Target], args, floor_done: set) 
             floor_done.add(conc)
         for op in args.ops:
             for t in targets:
-                if op.startswith("asset_") and t.label.startswith("airflow"):
-                    continue  # Airflow's asset routes need an asset in its own metadata database: ours only
+                if op.startswith(OURS_ONLY) and t.label.startswith("airflow"):
+                    continue
                 rows.append(run_cell(t, op, conc, args))
     return rows
 
@@ -279,13 +294,16 @@ def start_ours(db: str, http_server: str, args, log_dir: Path, stack: ExitStack)
     server = start_taskstore(env, args.port + OURS_PORT_OFFSET[http_server], args.workers, args.threads,
                              log_dir / f"taskstore-{db}-{http_server}.log", server=http_server)
     stack.callback(server.stop)  # before the temporary directory and database go (callbacks run last-in first)
-    ti, token = create_bench_ti(server, api_key, env)
+    run_id = f"bench_{secrets.token_hex(4)}"
+    ti, token = create_bench_ti(server, api_key, env, run_id=run_id)
     status, body = http("POST", f"{server.base_url}/api/v2/assets", token=api_key,
                         body={"name": BENCH_ASSET, "uri": "bench://events"})
     if status != 201:
         raise RuntimeError(f"registering the bench asset answered {status}: {body[:300]!r}")
     pg = (args.pg_url, url.rsplit("/", 1)[1]) if db == "pg" else None
-    return Target(label, server, token, ti, pg, http_server=http_server, db=db)
+    target = Target(label, server, token, ti, pg, http_server=http_server, db=db)
+    target.service_key, target.service_path = api_key, f"/api/v2/service/tasks/bench/{run_id}/t1/keys/"
+    return target
 
 
 def start_airflow(db: str, args, log_dir: Path, stack: ExitStack) -> Target:
@@ -398,7 +416,7 @@ def load_tables(rows: list[dict], dbs: list[str], servers: list[str]) -> str:
 # Round 3's targets: share of the floor's req/s by op and database (ours under the default server
 # against the fastest floor of the run), p99 at 32 connections, the margin over Airflow, and memory.
 FLOOR_SHARE = {("get", "sqlite"): 0.50, ("get", "pg"): 0.35, ("put", "sqlite"): 0.30, ("put", "pg"): 0.25}
-INFO_BESIDE = {"get": "asset_get", "put": "asset_put"}  # measured beside GET/PUT, no target of their own
+INFO_BESIDE = {"get": ("asset_get", "service_get"), "put": ("asset_put", "service_put")}  # beside GET/PUT, no target
 TARGET_CONC = (8, 32)
 P99_CONC, P99_MS = 32, 25.0
 AIRFLOW_TIMES = 10
@@ -463,14 +481,14 @@ def target_checks(rows: list[dict], dbs: list[str], servers: list[str]) -> str:
                 info = "; ".join(f"{s}: {share(ours[s].get((op, c)), c)}" for s in others) or "–"
                 lines.append(f"| {OP_LABEL[op]} req/s vs floor | {name} | {c} | {share(r, c)} | "
                              f"≥ {100 * threshold:.0f} % | {result} | {info} |")
-            beside = INFO_BESIDE[op]
-            for c in concs:
-                if not any((beside, c) in ours[s] for s in servers):
-                    continue
-                info = "; ".join(f"{s}: {share(ours[s].get((beside, c)), c)}" for s in others) or "–"
-                lines.append(f"| {OP_LABEL[beside]} req/s vs floor | {name} | {c} | "
-                             f"{share(mine.get((beside, c)), c)} | (info; {OP_LABEL[op]}'s: "
-                             f"≥ {100 * threshold:.0f} %) | info | {info} |")
+            for beside in INFO_BESIDE[op]:
+                for c in concs:
+                    if not any((beside, c) in ours[s] for s in servers):
+                        continue
+                    info = "; ".join(f"{s}: {share(ours[s].get((beside, c)), c)}" for s in others) or "–"
+                    lines.append(f"| {OP_LABEL[beside]} req/s vs floor | {name} | {c} | "
+                                 f"{share(mine.get((beside, c)), c)} | (info; {OP_LABEL[op]}'s: "
+                                 f"≥ {100 * threshold:.0f} %) | info | {info} |")
         if P99_CONC in concs:
             for op in ("get", "put"):
                 r = mine.get((op, P99_CONC))

@@ -5,6 +5,8 @@
 --   PREFIX  key prefix (distinct per run);  START  first key number (default 0)
 --   SEEDED  for delete: keys PREFIX-0 .. PREFIX-(SEEDED-1) exist; requests past that are counted as misses
 --   ASSET   for asset_*: the asset's name, percent-encoded for the query string
+--   SERVICE for service_*: the path of a task instance's keys by identity (/api/v2/service/tasks/D/R/T/keys/);
+--           TOKEN is then an API key (service role or admin)
 -- Every response's status is counted (response() below); done() prints one JSON line prefixed "WRKJSON ".
 local op = os.getenv("OP") or "get"
 local token = os.getenv("TOKEN") or ""
@@ -16,6 +18,7 @@ local seeded = tonumber(os.getenv("SEEDED") or "-1")
 local store = base .. "/store/ti/" .. ti .. "/"
 local clear_path = base .. "/store/ti/" .. ti
 local asset_value = base .. "/store/asset/by-name/value?name=" .. (os.getenv("ASSET") or "") .. "&key="
+local service = os.getenv("SERVICE") or ""
 local filler = string.rep("x", 32)
 -- The headers Airflow's Task SDK client sends (no correlation-id: it adds nothing server-side here).
 local function hdrs(with_body)
@@ -26,6 +29,9 @@ local function hdrs(with_body)
 end
 local function body(i)
   return '{"value":{"i":' .. i .. ',"s":"' .. filler .. '"},"expires_at":null}'
+end
+local function service_body(i)  -- the value as JSON text, as Airflow's storage backend relays it
+  return '{"value_json":"{\\"i\\":' .. i .. ',\\"s\\":\\"' .. filler .. '\\"}","expires_at":null}'
 end
 local function asset_body(i)  -- asset keys never expire: the body holds the value only
   return '{"value":{"i":' .. i .. ',"s":"' .. filler .. '"}}'
@@ -52,6 +58,10 @@ request = function()
     return wrk.format("PUT", asset_value .. prefix .. "-" .. i, hdrs(true), asset_body(i))
   elseif op == "asset_get" then
     return wrk.format("GET", asset_value .. prefix .. "-hot", hdrs(false))
+  elseif op == "service_put" then
+    return wrk.format("PUT", service .. prefix .. "-" .. i, hdrs(true), service_body(i))
+  elseif op == "service_get" then
+    return wrk.format("GET", service .. prefix .. "-hot", hdrs(false))
   elseif op == "clear" then
     return wrk.format("DELETE", clear_path, hdrs(false))
   elseif op == "mixed" then
