@@ -57,9 +57,11 @@ def run_granian(load_app: Callable[[], Any], *, host: str, port: int, workers: i
             "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
         },
     }
+    # granian's backpressure (requests let into Python at once) stays at its default: set to the
+    # thread count, 32 keep-alive writers left some requests unanswered for 30 s.
     Granian(
         "taskstore", address=host, port=port, interface=Interfaces.WSGI, http=HTTPModes.http1,
-        workers=workers, blocking_threads=threads, backpressure=threads,
+        workers=workers, blocking_threads=threads,
         http1_settings=HTTP1Settings(keep_alive=True),
         respawn_failed_workers=True, workers_kill_timeout=GRACEFUL_SECONDS,
         log_access=access_log, log_dictconfig=log_config,
