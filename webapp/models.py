@@ -96,6 +96,10 @@ class DagRun(db.Model):
         UniqueConstraint("dag_id", "run_id", name="dag_run_dag_id_run_id_uq"),
         Index("dag_run_dag_id_state_idx", "dag_id", "state"),
         Index("dag_run_dag_id_id_idx", "dag_id", "id"),  # the UI's runs page, newest first (0002)
+        # the DAG list's last activity: each the last entry per DAG (0012)
+        Index("dag_run_dag_id_created_at_idx", "dag_id", "created_at"),
+        Index("dag_run_dag_id_start_date_idx", "dag_id", "start_date"),
+        Index("dag_run_dag_id_end_date_idx", "dag_id", "end_date"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
