@@ -9,6 +9,7 @@ from html import unescape
 import pytest
 
 from support import table_rows
+from webapp.store import search
 
 
 def seed(make_run, worker_put):
@@ -210,3 +211,17 @@ def test_a_text_past_the_limit_is_refused_naming_it(login_as):
         for html in (page.text, fragment.text):
             assert "Not searched: q: is" in html and "search for at most 1,000" in html
     assert viewer.get("/search", query_string={"q": "x" * 1000, "in_values": "1"}).status_code == 200
+
+
+def test_a_common_word_within_a_dag_lists_its_newest_runs_keys_first(login_as, make_run, worker_put, monkeypatch):
+    # Every word counts as common: on SQLite the search reads the DAG's keys, not the FTS5 table.
+    monkeypatch.setattr(search, "WITHIN_FTS_CANDIDATES", 1)
+    older = make_run("etl", "run_1", tasks=(("load", None),))
+    newer = make_run("etl", "run_2", tasks=(("load", None),))
+    other = make_run("reports", "run_9", tasks=(("load", None),))
+    worker_put(newer["load"], "checkpoint/new_run", 1)
+    worker_put(older["load"], "checkpoint/old_run", 2)  # the newest key, in the older run
+    worker_put(other["load"], "checkpoint/elsewhere", 3)
+    html = login_as("viewer").get("/search?q=checkpoint&dag_id=etl").text
+    assert [(row[1], row[4]) for row in table_rows(html)[1:]] == [("run_2", "checkpoint/new_run"),
+                                                                   ("run_1", "checkpoint/old_run")]

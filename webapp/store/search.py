@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, column, inspect, literal_column, or_, select, table
+from sqlalchemy import ColumnElement, FromClause, column, func, inspect, literal_column, or_, select, table
 
 from ..auth import name_patterns
 from ..errors import InvalidInput
@@ -46,7 +46,8 @@ def search_keys(substring: str, *, kind: ScopeKind = TASK_KEYS, within: dict[str
     however many keys match: sorted by DAG, run and task instead, a word found in 200,000 of
     1M keys took 250 ms to fetch and sort them all (bench/RESULTS.md), now 3-5 ms. "Newest" is
     the kind's ``newest_first`` on PostgreSQL and MariaDB; the newest key on SQLite, whose FTS5
-    table streams in key order only.
+    table streams in key order only, except for a common word within a DAG, which SQLite
+    reads from the DAG's keys in ``newest_first`` order too (``_matching``).
 
     The user's ``%``, ``_`` and the escape character match literally (``autoescape``). On
     PostgreSQL this is ILIKE, which the trigram index of migration 0006 serves; on SQLite plain
@@ -64,7 +65,7 @@ def search_keys(substring: str, *, kind: ScopeKind = TASK_KEYS, within: dict[str
     if len(substring) > SEARCH_TEXT_LIMIT:
         raise InvalidInput("q", f"is {len(substring):,} characters long; search for at most {SEARCH_TEXT_LIMIT:,}")
     dialect = db.session.get_bind().dialect.name
-    source, conditions, newest_first = _matching(kind, substring, in_values)
+    source, conditions, newest_first = _matching(kind, substring, in_values, bool(within))
     conditions.append(live_condition(now, kind))
     conditions += [kind.column(name) == value for name, value in (within or {}).items()]
     conditions += name_patterns.where(visible, kind.column(kind.permission_label))  # whose the caller may see
@@ -106,12 +107,16 @@ def _value_contains(value_column, substring: str, dialect: str) -> ColumnElement
 
 
 TRIGRAM = 3
+# More FTS5 matches than this makes a search within a DAG read the DAG's keys instead (_matching).
+# Counting this many takes about 5 ms on SQLite.
+WITHIN_FTS_CANDIDATES = 10_000
 _sqlite_key_index: dict[tuple[str, str], bool] = {}  # per database URL and table: does it exist?
 
 
-def _matching(kind: ScopeKind, substring: str,
-              in_values: bool) -> tuple[FromClause, list, tuple[ColumnElement, ...]]:
-    """Where to look, what a match is, and the newest-first order the database can stream."""
+def _matching(kind: ScopeKind, substring: str, in_values: bool,
+              within: bool) -> tuple[FromClause, list, tuple[ColumnElement, ...]]:
+    """Where to look, what a match is, and the newest-first order the database can stream
+    (``within``: the search is restricted to some labels, e.g. one DAG)."""
     bind = db.session.get_bind()
     dialect = bind.dialect.name
     state, key, row_id = kind.table, kind.column("key"), kind.column("id")
@@ -129,11 +134,24 @@ def _matching(kind: ScopeKind, substring: str,
     # matches it always has.
     index = table(index_name, column("rowid"))
     phrase = '"' + substring.replace('"', '""') + '"'
+    match = literal_column(index_name).op("MATCH")(phrase)
+    if within and _more_than(select(index.c.rowid).where(match), WITHIN_FTS_CANDIDATES):
+        # The FTS5 table streams every kind's newest matches first, whoever they belong to:
+        # for a common word within a DAG whose keys are older than most, it read 2M other
+        # matches before the DAG's (870 ms at 10M keys, bench/RESULTS.md). The labels' index,
+        # newest run first (the other databases' order), finds a page of a common word within
+        # its first few hundred rows; a rare word keeps the FTS5 table, whose matches are few.
+        return state, [contains], tuple(kind.column(name).desc() for name in kind.newest_first)
     return (
         state.join(index, index.c.rowid == row_id),
-        [literal_column(index_name).op("MATCH")(phrase), contains],
+        [match, contains],
         (index.c.rowid.desc(),),
     )
+
+
+def _more_than(query, count: int) -> bool:
+    limited = query.limit(count + 1).subquery()
+    return db.session.execute(select(func.count()).select_from(limited)).scalar_one() > count
 
 
 def _has_sqlite_key_index(bind, index_name: str) -> bool:
