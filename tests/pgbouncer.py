@@ -36,6 +36,9 @@ class PgBouncer:
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"
             "pool_mode = transaction\n"
+            # After a failed login to a restarting server PgBouncer refuses every client for
+            # this long (15 s by default) before it tries again.
+            "server_login_retry = 1\n"
             f"default_pool_size = {pool_size}\nmax_client_conn = 500\n"
         )
         self.log_path = folder / "pgbouncer.log"
