@@ -52,8 +52,8 @@ def writer_turn() -> AbstractContextManager:
 
 def committed(work: Callable[[], T], attempts: int = 5) -> T:
     """Run ``work`` on the ORM session and commit; roll back and run it again on a deadlock.
-    The first attempt runs outside tenacity, as ``committed_on_connection``'s does: its
-    bookkeeping cost every call that never retries (most of them) about 40 µs."""
+    The first attempt runs outside tenacity, as ``committed_on_connection``'s does: tenacity's
+    bookkeeping would otherwise be paid by every call, and most never retry."""
     try:
         return _commit_once(work)
     except DBAPIError as exc:
