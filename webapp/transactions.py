@@ -51,17 +51,22 @@ def writer_turn() -> AbstractContextManager:
 
 
 def committed(work: Callable[[], T], attempts: int = 5) -> T:
-    """Run ``work`` on the ORM session and commit; roll back and run it again on a deadlock.
-    The first attempt runs outside tenacity, as ``committed_on_connection``'s does: tenacity's
-    bookkeeping would otherwise be paid by every call, and most never retry."""
+    """Run ``work`` on the ORM session and commit; roll back and run it again on a deadlock."""
+    return _with_retries(lambda: _commit_once(work), attempts)
+
+
+def _with_retries(attempt_once: Callable[[], T], attempts: int) -> T:
+    """``attempt_once()``, and again on a deadlock, up to ``attempts`` in all. The first attempt
+    runs outside tenacity, whose bookkeeping cost more than a worker call's statement on every
+    call that never retries (most of them; bench/RESULTS.md)."""
     try:
-        return _commit_once(work)
+        return attempt_once()
     except DBAPIError as exc:
         if not is_transient_conflict(exc) or attempts <= 1:
             raise
     for attempt in _retrying(attempts - 1):
         with attempt:
-            result = _commit_once(work)
+            result = attempt_once()
     return result
 
 
@@ -103,16 +108,11 @@ def committed_on_connection(work: Callable[[Connection], T], attempts: int = 5, 
 
     A Core connection straight from the pool, no ORM session: that was a third of a worker
     call's CPU. In autocommit where that pays, so a call is one round trip instead of
-    BEGIN, statement, COMMIT. The first attempt runs outside tenacity, whose bookkeeping cost
-    more than the statement on every call that never retries (bench/RESULTS.md). Writers to a
-    SQLite file queue up first (``database.SQLiteWriterQueue``); ``read_only`` work does not."""
-    try:
+    BEGIN, statement, COMMIT. Writers to a SQLite file queue up first
+    (``database.SQLiteWriterQueue``); ``read_only`` work does not."""
+
+    def attempt_once() -> T:
         with _single_statement_connection(read_only) as connection:
             return work(connection)
-    except DBAPIError as exc:
-        if not is_transient_conflict(exc) or attempts <= 1:
-            raise
-    for attempt in _retrying(attempts - 1):
-        with attempt, _single_statement_connection(read_only) as connection:
-            result = work(connection)
-    return result
+
+    return _with_retries(attempt_once, attempts)
