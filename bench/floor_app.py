@@ -22,7 +22,7 @@ def main() -> None:
     from webapp.serving import SERVERS, run  # the settings of taskstore serve
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--server", choices=SERVERS, default=SERVERS[0])
+    ap.add_argument("--server", choices=list(SERVERS), default=next(iter(SERVERS)))
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=18090)
     ap.add_argument("--workers", type=int, default=2)

@@ -96,7 +96,7 @@ EXPECTED = {"put": {204}, "put_hot": {204}, "get": {200}, "delete": {204}, "clea
 OP_LABEL = {"put": "PUT distinct", "put_hot": "PUT hot key", "get": "GET", "delete": "DELETE",
             "clear": "clear", "mixed": "mixed session", "floor": "floor GET", "asset_put": "asset PUT distinct",
             "asset_get": "asset GET", "service_put": "service PUT distinct", "service_get": "service GET"}
-DEFAULT_SERVER = "granian"  # taskstore serve's default
+DEFAULT_SERVER = next(iter(HTTP_SERVERS))  # taskstore serve's default
 SERVER_KIND = {"granian": "Rust HTTP, WSGI in blocking threads", "gunicorn": "gthread"}
 # Ports, offsets from --port: Airflow +1 and the scale part +2/+3 keep theirs.
 OURS_PORT_OFFSET = {"granian": 0, "gunicorn": 4}

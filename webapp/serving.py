@@ -2,9 +2,9 @@
 
 Both run the same WSGI app in ``workers`` processes of ``threads`` threads each, restart a worker
 that dies, finish the requests in flight on SIGTERM, and keep idle connections open for reuse.
-granian is the default because it measured fastest here: a constant-JSON Flask route answered
-about 2.8 times as many requests per second under granian as under gunicorn gthread with the
-same workers and threads, and the worker API gained the most of any change (bench/RESULTS.md)."""
+granian is the default because it measured fastest here: with the same workers and threads, a
+constant-JSON Flask route answered 2.1 to 2.6 times as many requests per second under granian
+as under gunicorn gthread, and the worker API 1.3 to 1.8 times as many (bench/RESULTS.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
 from gunicorn.workers.gthread import ThreadWorker
 
-SERVERS = ("granian", "gunicorn")
 # A request still running this long after SIGTERM is cut off: a worker call takes milliseconds and
 # a write's deadline is at most 30 s, so this only ends a request that would never finish.
 GRACEFUL_SECONDS = 30
@@ -25,9 +24,9 @@ KEEPALIVE_SECONDS = 5  # gunicorn: how long an idle connection waits for its nex
 
 
 def run(server: str, load_app: Callable[[], Any], **settings: Any) -> None:
-    """Serve with the server named (one of ``SERVERS``), the settings ``run_granian`` and
-    ``run_gunicorn`` share."""
-    {"granian": run_granian, "gunicorn": run_gunicorn}[server](load_app, **settings)
+    """Serve with the server named (a key of ``SERVERS``, the first the default), with the
+    settings ``run_granian`` and ``run_gunicorn`` share."""
+    SERVERS[server](load_app, **settings)
 
 
 def run_granian(load_app: Callable[[], Any], *, host: str, port: int, workers: int, threads: int,
@@ -119,3 +118,7 @@ def run_gunicorn(load_app: Callable[[], Any], *, host: str, port: int, workers: 
             return load_app()
 
     Server().run()
+
+
+# What ``taskstore serve --server`` offers, the default first.
+SERVERS: dict[str, Callable[..., None]] = {"granian": run_granian, "gunicorn": run_gunicorn}

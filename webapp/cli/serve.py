@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 from flask import Flask
 
+from .. import serving
 from ..extensions import db
 from ..transactions import committed
 
@@ -107,7 +108,7 @@ def _demo_admin_user(instance_path: Path) -> tuple[str, str]:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--server", "server_name", type=click.Choice(["granian", "gunicorn"]), default="granian",
+@click.option("--server", "server_name", type=click.Choice(list(serving.SERVERS)), default=next(iter(serving.SERVERS)),
               show_default=True, envvar="TASKSTORE_SERVER", show_envvar=True,
               help="The HTTP server: granian (a Rust server, the fastest measured) or gunicorn (gthread).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="Processes.")
@@ -118,7 +119,7 @@ def _demo_admin_user(instance_path: Path) -> tuple[str, str]:
 def serve_command(server_name: str, host: str, port: int, workers: int, threads: int, demo: bool, access_log: bool,
                   verbose: bool) -> None:
     """Serve the app with a production HTTP server (granian or gunicorn)."""
-    from .. import create_app, instance_folder, metrics, request_log, serving
+    from .. import create_app, instance_folder, metrics, request_log
 
     _check_port(host, port)
     base_url = f"http://{host}:{port}"
