@@ -88,6 +88,16 @@ def pgbouncer(migrated_database, tmp_path_factory):
     bouncer.stop()
 
 
+@pytest.fixture(scope="session", params=["direct", "pgbouncer"])
+def served_database(request, migrated_database) -> tuple[str, dict]:
+    """What a server process under test is given: the database URL and its settings. The test
+    database itself, and, in the PostgreSQL pass, the same database through the ``pgbouncer``
+    fixture (skipped in the other passes)."""
+    if request.param == "direct":
+        return migrated_database, {}
+    return request.getfixturevalue("pgbouncer").url, {"db_pooler": "transaction"}
+
+
 @pytest.fixture(scope="session")
 def instance_path(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("instance")

@@ -8,7 +8,9 @@ is half-written and calls succeed again as soon as the stall ends.
   everything while still accepting: what a frozen server or a partition looks like to the
   client, with the kernel still acknowledging the bytes): the watchdog (PostgreSQL) or the
   socket timeout (MariaDB) ends the call, and /health says which check failed.
-Each test runs in the pass of its database (TEST_DATABASE_URL) and skips in the others."""
+Each test runs in the pass of its database (TEST_DATABASE_URL) and skips in the others; in the
+PostgreSQL pass the server-process tests run a second time through PgBouncer in transaction
+mode, where the worker's deadline is a cancel sent through it."""
 
 from __future__ import annotations
 
@@ -41,8 +43,9 @@ SERVER_BACKEND = pytest.mark.skipif(BACKEND not in ("postgresql", "mysql"),
 
 @SERVER_BACKEND
 def test_writes_behind_a_held_lock_answer_503_within_the_deadline_and_succeed_once_it_goes(
-        migrated_database, tmp_path, ti_id, worker_auth):
-    server = deadline_server(migrated_database, tmp_path)
+        migrated_database, served_database, tmp_path, ti_id, worker_auth):
+    database_url, settings = served_database  # through PgBouncer too: the deadline is then a cancel
+    server = deadline_server(database_url, tmp_path, **settings)
     headers = worker_auth(ti_id)
     holder = create_engine(migrated_database).connect()
     try:
@@ -76,11 +79,15 @@ def test_writes_behind_a_held_lock_answer_503_within_the_deadline_and_succeed_on
 
 
 @SERVER_BACKEND
-def test_a_stalled_network_path_costs_the_deadline_not_the_stall(migrated_database, tmp_path, ti_id, worker_auth):
-    url = make_url(migrated_database)
+def test_a_stalled_network_path_costs_the_deadline_not_the_stall(migrated_database, served_database, tmp_path, ti_id,
+                                                                 worker_auth):
+    """Through PgBouncer too (the path to it stalls): the cancel cannot get through either, and
+    must not hold up the socket's close."""
+    served_url, settings = served_database
+    url = make_url(served_url)
     proxy = StallingProxy((url.host or "127.0.0.1", url.port or (5432 if BACKEND == "postgresql" else 3306)))
     through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    server = deadline_server(through_proxy, tmp_path)
+    server = deadline_server(through_proxy, tmp_path, **settings)
     headers = worker_auth(ti_id)
     try:
         assert [o.status for o in writes(server.base_url, ti_id, headers, "before", count=4)] == [204] * 4

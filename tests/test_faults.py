@@ -7,7 +7,8 @@
   (TEST_DATABASE_URL=postgresql://...), where CI has PostgreSQL installed, and skips in the
   other passes: its result does not depend on the test database, so running it three
   times would cost time and prove nothing more.
-- A worker process killed with SIGKILL in the middle of a write load, under either server: every pass.
+- A worker process killed with SIGKILL in the middle of a write load, under either server: every pass
+  (and through PgBouncer in the PostgreSQL pass).
 - SQLite under concurrent writers in several processes never answers 500: SQLite pass only.
 
 Every load records, per request, the time before sending and after the answer, the status
@@ -178,9 +179,13 @@ def test_postgresql_restart_under_write_load(tmp_path, path):
 
 
 @pytest.mark.parametrize("server_name", ["granian", "gunicorn"])
-def test_a_worker_killed_with_sigkill_loses_no_acknowledged_write(migrated_database, tmp_path, ti_id, worker_auth,
+def test_a_worker_killed_with_sigkill_loses_no_acknowledged_write(served_database, tmp_path, ti_id, worker_auth,
                                                                    stored_rows, server_name):
-    server = start_server(migrated_database, tmp_path / "server", workers=2, threads=4, server=server_name)
+    """Directly, and through PgBouncer in the PostgreSQL pass, where thousands of the same few
+    statements from every connection would show a prepared statement or a connection setting
+    that did not survive a change of server connection."""
+    database_url, settings = served_database
+    server = start_server(database_url, tmp_path / "server", workers=2, threads=4, server=server_name, **settings)
     try:
         workers_before = server.worker_pids()
         assert len(workers_before) == 2

@@ -19,11 +19,9 @@ pytestmark = pytest.mark.slow  # two server processes
 API = "/api/v2"
 
 
-@pytest.fixture(scope="module", params=["direct", "pgbouncer"])
-def two_servers(request, migrated_database, tmp_path_factory):
-    database_url, settings = migrated_database, {}
-    if request.param == "pgbouncer":
-        database_url, settings = request.getfixturevalue("pgbouncer").url, {"db_pooler": "transaction"}
+@pytest.fixture(scope="module")
+def two_servers(served_database, tmp_path_factory):
+    database_url, settings = served_database
     workdir = tmp_path_factory.mktemp("scale-out")
     servers = []
     try:
