@@ -283,15 +283,25 @@ def _generated(db: str, args, instance: Path, stack: ExitStack) -> tuple[str, di
     else:
         url = f"{args.pg_url.rstrip('/')}/{stack.enter_context(pg_database(args.pg_url, suffix='_scale'))}"
     env = taskstore_env(url, str(instance))
-    env["_API_KEY"] = prepare_taskstore_db(env)
+    env["_API_KEY"], info = _fill(db, url, env, args)
+    return url, env, info
+
+
+def _fill(db: str, url: str, env: dict, args) -> tuple[str, dict]:
+    """Migrate an empty database, add the admin user the page timings log in as, and run the
+    generator: an admin API key and what was loaded (with the migration's time)."""
+    t0 = time.monotonic()
+    api_key = prepare_taskstore_db(env)
+    migrate_s = time.monotonic() - t0
     run([TASKSTORE, "users", "create", ADMIN_USER, "--role", "admin", "--password-stdin"], env=env,
         input=ADMIN_PASSWORD + "\n")
     import generate
 
-    log(f"scale[{db}]: generating {args.scale_runs} runs / {args.scale_keys} keys")
+    log(f"scale[{db}]: generating {args.scale_runs} runs / {args.scale_keys} keys into {url}")
     info = generate.generate(url, runs=args.scale_runs, keys=args.scale_keys)
+    info["migrate_seconds"] = round(migrate_s, 1)
     log(f"scale[{db}]: loaded {info['rows']} in {info['load_seconds']} s (+ANALYZE {info['analyze_seconds']} s)")
-    return url, env, info
+    return api_key, info
 
 
 def run_scale(db: str, args, log_dir: Path) -> dict:
@@ -419,18 +429,7 @@ def _generate_kept(db: str, args, work: Path, instance: Path) -> dict:
     else:
         name = _kept_pg_name(args)
         _pg_admin(args, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-    env = taskstore_env(url, str(instance))
-    t0 = time.monotonic()
-    api_key = prepare_taskstore_db(env)
-    migrate_s = time.monotonic() - t0
-    run([TASKSTORE, "users", "create", ADMIN_USER, "--role", "admin", "--password-stdin"], env=env,
-        input=ADMIN_PASSWORD + "\n")
-    import generate
-
-    log(f"scale[{db}]: generating {args.scale_runs} runs / {args.scale_keys} keys into {url}")
-    info = generate.generate(url, runs=args.scale_runs, keys=args.scale_keys)
-    info["migrate_seconds"] = round(migrate_s, 1)
-    log(f"scale[{db}]: loaded {info['rows']} in {info['load_seconds']} s (+ANALYZE {info['analyze_seconds']} s)")
+    api_key, info = _fill(db, url, taskstore_env(url, str(instance)), args)
     return {"url": url, "api_key": api_key, "info": info}
 
 
